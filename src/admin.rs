@@ -1,0 +1,62 @@
+//! The admin listener (plain HTTP, loopback by default): `/healthz` and `/readyz`.
+//! Metrics arrive with the observability work; until then `/metrics` is 404.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::body::{self, Body};
+use crate::state::Shared;
+
+/// Serves the admin endpoints on `listener` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::debug!(error = %e, "admin accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, &req)) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .http1_only()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
+    let (status, text) = match req.uri().path() {
+        "/healthz" => (StatusCode::OK, r#"{"status":"ok"}"#),
+        "/readyz" => {
+            // The in-memory store is always reachable; backends with a network add a check here.
+            let _ = shared.sessions.len();
+            (StatusCode::OK, r#"{"status":"ready"}"#)
+        }
+        _ => (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#),
+    };
+    let mut response = Response::new(body::full(text));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

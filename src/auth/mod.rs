@@ -1,0 +1,65 @@
+//! Authentication and authorization of proxied requests (SPEC §2).
+//!
+//! `authenticate` turns the request's headers into an `Identity` or an `AuthError`: bearer
+//! parsing (`bearer.rs`), signature and claims (`verify.rs`), then the revocation deny list.
+//! `authorize` checks the route's roles. Neither knows about HTTP statuses.
+
+mod bearer;
+mod error;
+pub mod verify;
+
+use http::HeaderMap;
+
+pub use bearer::{bearer_token, MAX_TOKEN_LEN};
+pub use error::{AuthError, InvalidReason};
+
+use crate::session::DenyList;
+use crate::state::Snapshot;
+use crate::token::claims::AccessClaims;
+
+/// Who a request is from, as its verified access token says.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub user: String,
+    pub roles: Vec<String>,
+    pub sid: String,
+    /// Expiry of the access token, Unix seconds.
+    pub exp: u64,
+}
+
+/// Verifies the request's bearer token and that its session is not revoked.
+pub fn authenticate(
+    snapshot: &Snapshot,
+    deny: &DenyList,
+    headers: &HeaderMap,
+) -> Result<Identity, AuthError> {
+    let token = bearer_token(headers)?;
+    verify_access(snapshot, deny, token)
+}
+
+/// Verifies one access token (also used by logout).
+pub fn verify_access(
+    snapshot: &Snapshot,
+    deny: &DenyList,
+    token: &str,
+) -> Result<Identity, AuthError> {
+    let claims: AccessClaims = verify::verify(&snapshot.keys, &snapshot.access_validation, token)?;
+    if deny.is_denied(&claims.sid) {
+        return Err(AuthError::Invalid(InvalidReason::Revoked));
+    }
+    Ok(Identity {
+        user: claims.sub,
+        roles: claims.roles,
+        sid: claims.sid,
+        exp: claims.exp,
+    })
+}
+
+/// Checks that `identity` holds any of `required` (an empty list allows every valid token).
+pub fn authorize(identity: &Identity, required: &[String]) -> Result<(), AuthError> {
+    if required.is_empty() || required.iter().any(|r| identity.roles.contains(r)) {
+        Ok(())
+    } else {
+        Err(AuthError::InsufficientScope)
+    }
+}

@@ -1,0 +1,215 @@
+//! The validated, immutable runtime configuration (SPEC §4.2).
+//!
+//! `Config::load` reads a TOML file, parses it into the serde mirror in `raw.rs` and converts that
+//! into the types below in `validate.rs`, collecting every problem with the key it belongs to.
+//! Nothing here opens sockets or key files: loading key material is `state::Snapshot::build`,
+//! which reports its problems in the same `ConfigIssue` form.
+
+mod raw;
+mod validate;
+mod value;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use jsonwebtoken::Algorithm;
+pub use value::{Span, SpanError};
+
+/// The whole configuration, every default filled in.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file this was read from; relative paths inside it were resolved against its folder.
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub endpoints: Endpoints,
+    pub tokens: TokensConfig,
+    pub store: StoreConfig,
+    pub login: LoginConfig,
+    pub log: LogConfig,
+    pub users: Vec<UserConfig>,
+    pub routes: Vec<RouteConfig>,
+    /// Keys that parsed and validated but that this version does not act on yet.
+    pub notices: Vec<ConfigIssue>,
+}
+
+impl Config {
+    /// Reads and validates `path`. Every problem found is reported, each naming its key.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::one("(file)", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates `text` as if it had been read from `path` (which anchors relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let raw: raw::Root = toml::from_str(text).map_err(|e| {
+            ConfigErrors::one("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
+        })?;
+        validate::validate(raw, path)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// `None` when `tls = false`: plain HTTP behind a TLS-terminating load balancer.
+    pub tls: Option<TlsFiles>,
+    pub http2: bool,
+    /// Base for absolute URLs in discovery documents; `None` means "from the request".
+    pub public_url: Option<String>,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+/// Paths of the gateway's own endpoints; each is matched exactly, before any route.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    pub token: String,
+    pub logout: String,
+    pub revoke: String,
+    pub introspect: String,
+    pub jwks: String,
+    pub metadata: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct TokensConfig {
+    pub issuer: String,
+    pub algorithm: Algorithm,
+    pub signing_key: PathBuf,
+    pub verify_keys: Vec<PathBuf>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub short_refresh_ttl: Duration,
+    /// Absolute cap on a session across refreshes; `None` for no cap.
+    pub max_session_lifetime: Option<Duration>,
+    pub leeway: Duration,
+    pub refresh_grace: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    Embedded { path: PathBuf },
+    Redis { url: String, key_prefix: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct LoginConfig {
+    pub max_failures: u32,
+    pub window: Duration,
+    pub lockout: Duration,
+    pub users_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub access_log: bool,
+}
+
+/// A user allowed to log in. `password_hash` is an argon2id PHC string (checked to parse).
+#[derive(Clone, Debug)]
+pub struct UserConfig {
+    pub name: String,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum AuthMode {
+    Required,
+    Public,
+}
+
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum UpstreamProtocol {
+    Http1,
+    Http2,
+}
+
+#[derive(Clone, Debug)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Lower-case host name without port; `None` matches any host.
+    pub host: Option<String>,
+    /// Starts with `/`; matched on whole path segments.
+    pub path_prefix: String,
+    pub upstreams: Vec<http::Uri>,
+    pub auth: AuthMode,
+    pub roles: Vec<String>,
+    pub strip_prefix: bool,
+    pub preserve_host: bool,
+    pub forward_authorization: bool,
+    pub upstream_protocol: UpstreamProtocol,
+    pub upstream_ca: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub websocket: bool,
+}
+
+/// One problem with one key, e.g. `routes[2].upstreams[0]: scheme must be http or https`.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct ConfigIssue {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigIssue {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)
+    }
+}
+
+/// Every problem found in a configuration; never empty.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigIssue>);
+
+impl ConfigErrors {
+    pub fn one(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self(vec![ConfigIssue::new(key, problem)])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
+        for issue in &self.0 {
+            write!(f, "\n  - {issue}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! portcullis: a reverse-proxy authentication gateway.
+//!
+//! It terminates TLS, serves its own OAuth 2.0 token endpoint (password and refresh grants,
+//! wire-compatible with the seed vendor API), checks the access token on every proxied request
+//! and answers `401` with a `WWW-Authenticate: Bearer` challenge when it is missing or bad.
+//!
+//! # Layout
+//!
+//! - `config`: the TOML file → a validated `Config` (every problem reported with its key).
+//! - `state`: `Shared` (process lifetime: sessions, certificate resolver) and `Snapshot` (one
+//!   configuration generation: routes, users, keys), swapped atomically on reload.
+//! - `server`: accept loop, per-connection TLS and HTTP/1.1 + HTTP/2, signals.
+//! - `gateway`: the infallible service that runs the request phases.
+//! - `reject`: every gateway-made error response, mapped in one table.
+//! - `route`: path safety and host + longest-prefix matching.
+//! - `auth`: bearer parsing, JWT verification, revocation check, roles.
+//! - `token`: the token and logout endpoints; minting; keys and `kid`s.
+//! - `session`: the session store (rotation, reuse detection, revocation) and deny list.
+//! - `login`: users and argon2id password verification.
+//! - `proxy`: forwarding with streamed bodies, header rewriting, upstream errors.
+//! - `admin`: `/healthz`, `/readyz` on the admin listener.
+//! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
+//!
+//! # Request lifecycle
+//!
+//! request id → the gateway's own endpoint (token, logout), else path check → route match →
+//! authenticate (bearer, signature, claims, deny list) → authorize (roles) → rewrite the
+//! upstream request → forward → rewrite the response → access log.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod ctx;
+pub mod demo;
+pub mod gateway;
+pub mod init;
+pub mod keygen;
+pub mod login;
+pub mod proxy;
+pub mod reject;
+pub mod reload;
+pub mod route;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod telemetry;
+pub mod token;

@@ -1,0 +1,164 @@
+//! Header rewriting in both directions (SPEC §3): hop-by-hop removal, `X-Forwarded-*`,
+//! identity headers, `X-Request-Id`. Every client header is attacker-controlled.
+
+use http::header::{
+    HeaderName, AUTHORIZATION, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
+    TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, HeaderValue};
+
+use crate::auth::Identity;
+use crate::config::RouteConfig;
+use crate::ctx::RequestCtx;
+
+pub static X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
+pub static X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
+pub static X_AUTH_SESSION: HeaderName = HeaderName::from_static("x-auth-session");
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_TOKEN_EXPIRES_IN: HeaderName = HeaderName::from_static("x-token-expires-in");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes the hop-by-hop headers of RFC 9110 §7.6.1 and every header `Connection` names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHENTICATE,
+        &PROXY_AUTHORIZATION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Rewrites a client request's headers for the upstream. `host` is the host the client asked
+/// for (its `Host` header or, for HTTP/2, the `:authority`).
+pub fn rewrite_request(
+    ctx: &RequestCtx,
+    route: &RouteConfig,
+    identity: Option<&Identity>,
+    host: Option<&HeaderValue>,
+    headers: &mut HeaderMap,
+) {
+    remove_hop_by_hop(headers);
+    for name in [&X_AUTH_USER, &X_AUTH_ROLES, &X_AUTH_SESSION] {
+        headers.remove(name);
+    }
+    if let Some(id) = identity {
+        // User names and roles were checked to hold no control characters, so they are valid
+        // header values; `if let` keeps a bad one out rather than panicking.
+        if let Ok(v) = HeaderValue::from_bytes(id.user.as_bytes()) {
+            headers.insert(X_AUTH_USER.clone(), v);
+        }
+        if let Ok(v) = HeaderValue::from_bytes(id.roles.join(",").as_bytes()) {
+            headers.insert(X_AUTH_ROLES.clone(), v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&id.sid) {
+            headers.insert(X_AUTH_SESSION.clone(), v);
+        }
+    }
+    if !route.forward_authorization {
+        headers.remove(AUTHORIZATION);
+    }
+
+    let peer = ctx.peer.ip().to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {peer}"),
+        _ => peer,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(ctx.scheme));
+    match host {
+        Some(h) => {
+            headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+        }
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
+    }
+    headers.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+
+    match (route.preserve_host, host) {
+        (true, Some(h)) => {
+            headers.insert(HOST, h.clone());
+        }
+        // The upstream client fills in the upstream's authority.
+        _ => {
+            headers.remove(HOST);
+        }
+    }
+}
+
+/// Rewrites an upstream response's headers for the client.
+pub fn rewrite_response(ctx: &RequestCtx, identity: Option<&Identity>, headers: &mut HeaderMap) {
+    remove_hop_by_hop(headers);
+    headers.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+    if let Some(id) = identity {
+        let left = id.exp.saturating_sub(crate::session::unix_now());
+        headers.insert(X_TOKEN_EXPIRES_IN.clone(), HeaderValue::from(left));
+    }
+}
+
+/// The client's `X-Request-Id` when it is sane (1–128 of `[A-Za-z0-9._:-]`), else a new UUID.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        let sane = !b.is_empty()
+            && b.len() <= 128
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'));
+        if sane {
+            return v.clone();
+        }
+    }
+    let id = uuid::Uuid::new_v4();
+    let mut buf = uuid::Uuid::encode_buffer();
+    // A hyphenated UUID is ASCII hex and '-', always a valid header value.
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, X-Secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("bad id\"<script>"));
+        assert_eq!(request_id(&h).len(), 36);
+    }
+}

@@ -1,0 +1,319 @@
+//! `Rejection`: every response the gateway makes up itself instead of forwarding, and the one
+//! place where each error family maps to a status, a JSON body and its headers.
+//!
+//! The `From` impls below are the table of SPEC §1.1, §2 and §3; each `match` is exhaustive
+//! (no `_` arm) so a new error variant cannot slip through unmapped. Internal detail never
+//! reaches the body: `cause` goes to the access log only.
+
+use std::fmt::Display;
+
+use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::body::{self, Body};
+use crate::proxy::ProxyError;
+use crate::route::RouteError;
+use crate::session::StoreError;
+use crate::token::OAuthError;
+
+const REALM: &str = "Bearer realm=\"portcullis\"";
+
+/// A response the gateway generates, with what the access log should say about it.
+#[derive(Debug)]
+pub struct Rejection {
+    pub status: StatusCode,
+    /// The JSON body's `error`.
+    pub error: &'static str,
+    pub description: &'static str,
+    /// `WWW-Authenticate` value, for 401 and 403.
+    pub challenge: Option<String>,
+    pub retry_after: Option<u64>,
+    pub allow: Option<&'static str>,
+    /// Token endpoint responses carry `Cache-Control: no-store`.
+    pub no_store: bool,
+    /// Ask HTTP/1 clients to close the connection after this response.
+    pub close: bool,
+    /// Internal detail for the log; never sent.
+    pub cause: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, error: &'static str, description: &'static str) -> Self {
+        Self {
+            status,
+            error,
+            description,
+            challenge: None,
+            retry_after: None,
+            allow: None,
+            no_store: false,
+            close: false,
+            cause: None,
+        }
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This endpoint does not accept that method",
+            )
+        }
+    }
+
+    /// A failure that is our fault (a panicked blocking task, a key that cannot sign).
+    pub fn internal(cause: impl Display) -> Self {
+        Self {
+            cause: Some(cause.to_string()),
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Internal error")
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let json = serde_json::to_vec(&ErrorBody {
+            error: self.error,
+            error_description: self.description,
+        })
+        .unwrap_or_default();
+        let mut response = Response::new(body::full(json));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::try_from(c).ok()) {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(allow) = self.allow {
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.close {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if self.no_store {
+            crate::token::no_store(&mut response);
+        }
+        response
+    }
+}
+
+impl From<AuthError> for Rejection {
+    fn from(e: AuthError) -> Self {
+        let invalid = |description: &'static str| Rejection {
+            challenge: Some(format!(
+                "{REALM}, error=\"invalid_token\", error_description=\"{description}\""
+            )),
+            cause: Some(e.to_string()),
+            ..Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
+        };
+        match e {
+            AuthError::Missing => Rejection {
+                challenge: Some(REALM.to_owned()),
+                ..Rejection::new(StatusCode::UNAUTHORIZED, "unauthorized", "A bearer token is required")
+            },
+            AuthError::Expired => invalid("The access token expired"),
+            AuthError::Invalid(reason) => invalid(reason.description()),
+            AuthError::InsufficientScope => Rejection {
+                challenge: Some(format!("{REALM}, error=\"insufficient_scope\"")),
+                ..Rejection::new(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    "The access token lacks a role this resource requires",
+                )
+            },
+        }
+    }
+}
+
+impl From<OAuthError> for Rejection {
+    fn from(e: OAuthError) -> Self {
+        let (status, error, description) = match e {
+            OAuthError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
+            OAuthError::UnsupportedGrantType => (
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "The grant type is not supported; use password or refresh_token",
+            ),
+            OAuthError::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d),
+            OAuthError::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "The request body is larger than 16 KiB",
+            ),
+        };
+        Rejection {
+            no_store: true,
+            close: status == StatusCode::PAYLOAD_TOO_LARGE,
+            ..Rejection::new(status, error, description)
+        }
+    }
+}
+
+impl From<ProxyError> for Rejection {
+    fn from(e: ProxyError) -> Self {
+        let (status, error, description) = match &e {
+            ProxyError::Connect(_) => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "The upstream service could not be reached",
+            ),
+            ProxyError::Upstream(_) => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "The upstream service failed to respond",
+            ),
+            ProxyError::Target(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request target cannot be forwarded",
+            ),
+            ProxyError::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway_timeout",
+                "The upstream service did not respond in time",
+            ),
+        };
+        Rejection {
+            cause: Some(crate::telemetry::error_chain(&e)),
+            ..Rejection::new(status, error, description)
+        }
+    }
+}
+
+impl From<RouteError> for Rejection {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::NotFound => {
+                Rejection::new(StatusCode::NOT_FOUND, "not_found", "No route matches this request")
+            }
+            RouteError::BadPath => Rejection {
+                close: true,
+                ..Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The request path holds dot segments, encoded '.', '/' or '\\', or '//'",
+                )
+            },
+        }
+    }
+}
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Self {
+        Rejection {
+            retry_after: Some(1),
+            no_store: true,
+            cause: Some(crate::telemetry::error_chain(&e)),
+            ..Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The session store is unavailable; try again shortly",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::auth::InvalidReason;
+
+    async fn render(r: Rejection) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = r.into_response();
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, challenge, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn missing_token_is_a_bare_challenge() {
+        let (status, challenge, body) = render(AuthError::Missing.into()).await;
+        assert_eq!(status, 401);
+        assert_eq!(challenge.as_deref(), Some("Bearer realm=\"portcullis\""));
+        assert_eq!(body["error"], "unauthorized");
+    }
+
+    #[tokio::test]
+    async fn expired_token_says_so() {
+        let (status, challenge, body) = render(AuthError::Expired.into()).await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            challenge.as_deref(),
+            Some(
+                "Bearer realm=\"portcullis\", error=\"invalid_token\", \
+                 error_description=\"The access token expired\""
+            )
+        );
+        assert_eq!(body["error"], "invalid_token");
+        assert_eq!(body["error_description"], "The access token expired");
+    }
+
+    #[tokio::test]
+    async fn invalid_token_is_401_invalid_token() {
+        for reason in [InvalidReason::Signature, InvalidReason::Audience, InvalidReason::Revoked] {
+            let (status, challenge, body) = render(AuthError::Invalid(reason).into()).await;
+            assert_eq!(status, 401);
+            let challenge = challenge.unwrap();
+            assert!(challenge.starts_with("Bearer realm=\"portcullis\", error=\"invalid_token\""));
+            assert!(challenge.contains(reason.description()));
+            assert_eq!(body["error"], "invalid_token");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_role_is_403_insufficient_scope() {
+        let (status, challenge, body) = render(AuthError::InsufficientScope.into()).await;
+        assert_eq!(status, 403);
+        assert_eq!(
+            challenge.as_deref(),
+            Some("Bearer realm=\"portcullis\", error=\"insufficient_scope\"")
+        );
+        assert_eq!(body["error"], "insufficient_scope");
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_errors_are_400_with_rfc_6749_codes() {
+        let cases = [
+            (OAuthError::InvalidRequest("x"), 400, "invalid_request"),
+            (OAuthError::UnsupportedGrantType, 400, "unsupported_grant_type"),
+            (OAuthError::BAD_CREDENTIALS, 400, "invalid_grant"),
+            (OAuthError::BAD_REFRESH, 400, "invalid_grant"),
+            (OAuthError::BodyTooLarge, 413, "invalid_request"),
+        ];
+        for (e, status, code) in cases {
+            let (s, challenge, body) = render(e.into()).await;
+            assert_eq!((s.as_u16(), body["error"].as_str()), (status, Some(code)));
+            assert!(challenge.is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn upstream_failures_are_502_and_504() {
+        let (status, _, body) = render(ProxyError::Timeout.into()).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (504, Some("gateway_timeout")));
+    }
+
+    #[tokio::test]
+    async fn method_not_allowed_names_the_method() {
+        let response = Rejection::method_not_allowed("POST").into_response();
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()[ALLOW], "POST");
+    }
+}

@@ -1,0 +1,14 @@
+//! SIGHUP: load → validate → build a `Snapshot` → swap it in. On any error the old snapshot
+//! keeps serving and the error is returned for the log.
+
+use std::path::Path;
+
+use crate::config::{Config, ConfigErrors};
+use crate::state::{Shared, Snapshot};
+
+/// Re-reads `path` and, if the whole configuration is valid, makes it current.
+pub fn reload(shared: &Shared, path: &Path) -> Result<(), ConfigErrors> {
+    let config = Config::load(path)?;
+    let snapshot = Snapshot::build(config)?;
+    shared.replace(snapshot)
+}

@@ -1,0 +1,129 @@
+//! The in-memory session backend: a `DashMap` of sessions plus the deny list.
+//!
+//! Sessions do not survive a restart. Rotation is a compare-and-swap under the map's shard lock
+//! for that one key, so two concurrent rotations with the same token cannot both win.
+
+use dashmap::DashMap;
+use subtle::ConstantTimeEq;
+
+use super::{DenyList, RotateError, Rotation, Session, StoreError};
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    sessions: DashMap<String, Session>,
+    deny: DenyList,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(super) fn create(&self, session: Session) -> Result<(), StoreError> {
+        self.sessions.insert(session.sid.clone(), session);
+        Ok(())
+    }
+
+    pub(super) fn get(&self, sid: &str) -> Option<Session> {
+        self.sessions.get(sid).map(|s| s.clone())
+    }
+
+    pub(super) fn rotate(
+        &self,
+        sid: &str,
+        presented: &str,
+        next: Rotation,
+        revoke_until: u64,
+    ) -> Result<Session, RotateError> {
+        if self.deny.is_denied(sid) {
+            return Err(RotateError::Revoked);
+        }
+        {
+            // The shard guard lives only in this block; it is dropped before the map is touched
+            // again below.
+            let Some(mut entry) = self.sessions.get_mut(sid) else {
+                return Err(RotateError::Unknown);
+            };
+            if bool::from(entry.token_id.as_bytes().ct_eq(presented.as_bytes())) {
+                entry.token_id = next.token_id;
+                entry.expires_at = next.expires_at;
+                return Ok(entry.clone());
+            }
+        }
+        // An older token of this session: reuse. Revoke the whole session (RFC 9700 §4.14.2).
+        self.sessions.remove(sid);
+        self.deny.insert(sid, revoke_until);
+        Err(RotateError::Reused)
+    }
+
+    pub(super) fn revoke(&self, sid: &str, until: u64) -> Result<(), StoreError> {
+        self.sessions.remove(sid);
+        self.deny.insert(sid, until);
+        Ok(())
+    }
+
+    pub(super) fn deny_list(&self) -> &DenyList {
+        &self.deny
+    }
+
+    pub(super) fn purge(&self, now: u64) {
+        self.sessions.retain(|_, s| s.expires_at > now);
+        self.deny.purge(now);
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.sessions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(sid: &str, token_id: &str) -> Session {
+        Session {
+            sid: sid.to_owned(),
+            user: "u".to_owned(),
+            token_id: token_id.to_owned(),
+            created_at: 0,
+            expires_at: 1_000,
+        }
+    }
+
+    fn next(token_id: &str) -> Rotation {
+        Rotation {
+            token_id: token_id.to_owned(),
+            expires_at: 2_000,
+        }
+    }
+
+    #[test]
+    fn rotation_is_single_use_and_reuse_revokes() {
+        let store = MemoryStore::new();
+        store.create(session("s", "t1")).unwrap();
+        let rotated = store.rotate("s", "t1", next("t2"), 500).unwrap();
+        assert_eq!(rotated.token_id, "t2");
+        assert!(matches!(store.rotate("s", "t1", next("t3"), 500), Err(RotateError::Reused)));
+        assert!(store.deny_list().is_denied("s"));
+        assert!(matches!(store.rotate("s", "t2", next("t3"), 500), Err(RotateError::Revoked)));
+    }
+
+    #[test]
+    fn unknown_and_revoked_sessions_do_not_rotate() {
+        let store = MemoryStore::new();
+        assert!(matches!(store.rotate("x", "t", next("u"), 1), Err(RotateError::Unknown)));
+        store.create(session("s", "t1")).unwrap();
+        store.revoke("s", 100).unwrap();
+        assert!(matches!(store.rotate("s", "t1", next("t2"), 1), Err(RotateError::Revoked)));
+    }
+
+    #[test]
+    fn purge_forgets_expired_sessions() {
+        let store = MemoryStore::new();
+        store.create(session("s", "t1")).unwrap();
+        store.purge(999);
+        assert_eq!(store.len(), 1);
+        store.purge(1_000);
+        assert_eq!(store.len(), 0);
+    }
+}

@@ -1,0 +1,140 @@
+//! What the gateway holds: `Shared` for the life of the process, `Snapshot` per configuration.
+//!
+//! `Snapshot` is everything a reload may replace (routes, users, keys, validation rules, TLS
+//! certificate), built completely off to the side and then swapped in with one `ArcSwap::store`.
+//! `Shared` is what must outlive a reload: the session store with its deny list, the
+//! certificate resolver the TLS acceptor keeps.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::Validation;
+use rustls::sign::CertifiedKey;
+
+use crate::auth::verify::validation;
+use crate::config::{Config, ConfigErrors, ConfigIssue};
+use crate::login::Users;
+use crate::route::Router;
+use crate::server::tls;
+use crate::session::{MemoryStore, SessionStore};
+use crate::token::claims::{ACCESS_AUDIENCE, REFRESH_AUDIENCE};
+use crate::token::keys::KeySet;
+
+/// One generation of configuration, ready to serve.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Config,
+    pub keys: KeySet,
+    pub users: Users,
+    pub router: Router,
+    pub access_validation: Validation,
+    pub refresh_validation: Validation,
+    /// `None` when `server.tls = false`.
+    pub certificate: Option<Arc<CertifiedKey>>,
+}
+
+impl Snapshot {
+    /// Loads the key material `config` names and builds everything per-generation. Problems are
+    /// reported with the key they belong to, like configuration errors.
+    pub fn build(config: Config) -> Result<Snapshot, ConfigErrors> {
+        let mut issues = Vec::new();
+        let t = &config.tokens;
+        let keys = KeySet::load(t.algorithm, &t.signing_key, &t.verify_keys)
+            .map_err(|e| issues.push(ConfigIssue::new(key_of(&e), crate::telemetry::error_chain(&e))))
+            .ok();
+        let certificate = match &config.server.tls {
+            Some(files) => tls::load_certified_key(&files.cert, &files.key)
+                .map(|k| Some(Arc::new(k)))
+                .map_err(|e| {
+                    issues.push(ConfigIssue::new("server.tls_cert", crate::telemetry::error_chain(&e)))
+                })
+                .unwrap_or(None),
+            None => None,
+        };
+        let (Some(keys), true) = (keys, issues.is_empty()) else {
+            return Err(ConfigErrors(issues));
+        };
+        Ok(Snapshot {
+            access_validation: validation(&keys, ACCESS_AUDIENCE, &t.issuer, t.leeway),
+            refresh_validation: validation(&keys, REFRESH_AUDIENCE, &t.issuer, t.leeway),
+            users: Users::new(&config.users),
+            router: Router::new(&config.routes),
+            keys,
+            certificate,
+            config,
+        })
+    }
+}
+
+fn key_of(e: &crate::token::keys::KeyError) -> &'static str {
+    use crate::token::keys::KeyError;
+    match e {
+        KeyError::UnsupportedAlgorithm(_) => "tokens.algorithm",
+        KeyError::Read(..) | KeyError::Permissions(..) | KeyError::Parse(_) | KeyError::TooShort(_) => {
+            "tokens.signing_key"
+        }
+    }
+}
+
+/// Process-lifetime state shared by every connection.
+#[derive(Debug)]
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    pub sessions: SessionStore,
+    /// Present when serving TLS; the acceptor resolves certificates through it.
+    pub certs: Option<Arc<tls::CertResolver>>,
+}
+
+impl Shared {
+    pub fn new(snapshot: Snapshot) -> Arc<Self> {
+        let certs = snapshot
+            .certificate
+            .clone()
+            .map(|k| Arc::new(tls::CertResolver::new(k)));
+        Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            sessions: SessionStore::Memory(MemoryStore::new()),
+            certs,
+        })
+    }
+
+    /// The current snapshot; take it once per request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+}
+
+impl Shared {
+    /// Makes `snapshot` current; new TLS handshakes get its certificate. Settings that belong to
+    /// the listener (address, TLS on or off) only change with a restart.
+    pub fn replace(&self, snapshot: Snapshot) -> Result<(), ConfigErrors> {
+        match (&self.certs, &snapshot.certificate) {
+            (Some(resolver), Some(key)) => resolver.store(key.clone()),
+            (None, None) => {}
+            _ => {
+                return Err(ConfigErrors::one(
+                    "server.tls",
+                    "turning TLS on or off needs a restart; the old configuration stays",
+                ))
+            }
+        }
+        for notice in &snapshot.config.notices {
+            tracing::warn!(key = %notice.key, "{}", notice.problem);
+        }
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// Starts the background purge of expired sessions and deny-list entries.
+    pub fn spawn_maintenance(self: &Arc<Self>) {
+        let shared = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let Some(shared) = shared.upgrade() else { return };
+                shared.sessions.purge(crate::session::unix_now());
+            }
+        });
+    }
+}

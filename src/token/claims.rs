@@ -1,0 +1,51 @@
+//! The JWT claim sets of SPEC §1.2, as serde structs.
+//!
+//! Fields other than the registered ones default when absent, so that a token of the wrong kind
+//! (a refresh token presented as an access token) decodes and is then refused for its audience,
+//! with that reason, rather than as "malformed".
+
+use serde::{Deserialize, Serialize};
+
+pub const ACCESS_AUDIENCE: &str = "access";
+pub const REFRESH_AUDIENCE: &str = "refresh";
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(default)]
+    pub unique_name: String,
+    pub aud: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    #[serde(default)]
+    pub jti: String,
+    pub sid: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RefreshClaims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(default)]
+    pub unique_name: String,
+    pub aud: String,
+    #[serde(default)]
+    pub token_id: String,
+    /// `"True"` or `"False"`, strings as in the seed API.
+    #[serde(default)]
+    pub short_term_expiration: String,
+    pub sid: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+}
+
+impl RefreshClaims {
+    pub fn is_short_term(&self) -> bool {
+        self.short_term_expiration.eq_ignore_ascii_case("true")
+    }
+}

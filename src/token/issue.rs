@@ -1,0 +1,156 @@
+//! Minting a token pair and the success response (SPEC §1.1, §1.2).
+//!
+//! Signing is CPU-bound (two RSA signatures); callers run `mint` on the blocking pool.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{encode, Header};
+use serde::Serialize;
+
+use super::claims::{AccessClaims, RefreshClaims, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
+use crate::state::Snapshot;
+
+/// What to mint: one session's next pair.
+#[derive(Debug)]
+pub struct PairRequest<'a> {
+    pub user: &'a str,
+    pub roles: &'a [String],
+    pub sid: &'a str,
+    pub token_id: &'a str,
+    pub short_term: bool,
+    /// Unix second the session started (for `max_session_lifetime`).
+    pub session_start: u64,
+    pub now: SystemTime,
+}
+
+/// A minted pair, ready to send. Never logged.
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    #[serde(rename = "accessTokenExpiresAt")]
+    pub access_expires_at: String,
+    #[serde(rename = "refreshTokenExpiresAt")]
+    pub refresh_expires_at: String,
+    /// The refresh token's `exp`, for the store; not part of the JSON.
+    #[serde(skip)]
+    pub refresh_exp: u64,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_exp", &self.refresh_exp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why minting failed: only a key that cannot sign, which the snapshot build rules out.
+#[derive(Debug, thiserror::Error)]
+#[error("signing failed")]
+pub struct MintError(#[source] jsonwebtoken::errors::Error);
+
+/// When the refresh token minted for `req` expires: its lifetime from now, capped by the
+/// session's absolute lifetime. `None` when the session has reached that cap.
+pub fn refresh_deadline(snapshot: &Snapshot, req: &PairRequest<'_>) -> Option<SystemTime> {
+    let t = &snapshot.config.tokens;
+    let ttl = if req.short_term {
+        t.short_refresh_ttl
+    } else {
+        t.refresh_ttl
+    };
+    let mut deadline = req.now + ttl;
+    if let Some(max) = t.max_session_lifetime {
+        let cap = UNIX_EPOCH + Duration::from_secs(req.session_start) + max;
+        if cap <= req.now {
+            return None;
+        }
+        deadline = deadline.min(cap);
+    }
+    Some(deadline)
+}
+
+/// Signs an access and a refresh token for `req`, the refresh token living until `refresh_at`.
+pub fn mint(
+    snapshot: &Snapshot,
+    req: &PairRequest<'_>,
+    refresh_at: SystemTime,
+) -> Result<TokenResponse, MintError> {
+    let t = &snapshot.config.tokens;
+    let (kid, key) = snapshot.keys.signing();
+    let mut header = Header::new(snapshot.keys.algorithm);
+    header.kid = Some(kid.to_owned());
+    header.typ = Some("JWT".to_owned());
+
+    let iat = unix(req.now);
+    let access_at = req.now + t.access_ttl;
+    let access = AccessClaims {
+        iss: t.issuer.clone(),
+        sub: req.user.to_owned(),
+        unique_name: req.user.to_owned(),
+        aud: ACCESS_AUDIENCE.to_owned(),
+        iat,
+        nbf: iat,
+        exp: unix(access_at),
+        jti: uuid::Uuid::new_v4().to_string(),
+        sid: req.sid.to_owned(),
+        roles: req.roles.to_vec(),
+    };
+    let refresh = RefreshClaims {
+        iss: t.issuer.clone(),
+        sub: req.user.to_owned(),
+        unique_name: req.user.to_owned(),
+        aud: REFRESH_AUDIENCE.to_owned(),
+        token_id: req.token_id.to_owned(),
+        short_term_expiration: if req.short_term { "True" } else { "False" }.to_owned(),
+        sid: req.sid.to_owned(),
+        iat,
+        nbf: iat,
+        exp: unix(refresh_at),
+    };
+    Ok(TokenResponse {
+        access_token: encode(&header, &access, key).map_err(MintError)?,
+        token_type: "Bearer",
+        expires_in: t.access_ttl.as_secs(),
+        refresh_token: encode(&header, &refresh, key).map_err(MintError)?,
+        access_expires_at: rfc3339_7(access_at),
+        refresh_expires_at: rfc3339_7(refresh_at),
+        refresh_exp: refresh.exp,
+    })
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// RFC 3339 UTC with seven fractional digits, as the seed API writes it:
+/// `2026-11-25T13:43:43.7826152Z`.
+pub fn rfc3339_7(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let at = time::OffsetDateTime::UNIX_EPOCH + since;
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        since.subsec_nanos() / 100
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seven_fractional_digits() {
+        let t = UNIX_EPOCH + Duration::new(1_795_614_223, 782_615_200);
+        assert_eq!(rfc3339_7(t), "2026-11-25T13:43:43.7826152Z");
+        assert_eq!(rfc3339_7(UNIX_EPOCH), "1970-01-01T00:00:00.0000000Z");
+    }
+}

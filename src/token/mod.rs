@@ -1,0 +1,229 @@
+//! The gateway's own OAuth 2.0 endpoints: token (password and refresh grants) and logout.
+//!
+//! `grant.rs` parses the request, `issue.rs` mints the pair, `keys.rs` holds key material and
+//! `claims.rs` the claim sets. This file runs a grant end to end against the session store.
+//! Passwords and tokens are never logged; audit events name the user and session only.
+
+pub mod claims;
+mod error;
+pub mod grant;
+pub mod issue;
+pub mod keys;
+
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+pub use error::OAuthError;
+
+use self::claims::RefreshClaims;
+use self::grant::{BodyKind, Grant, MAX_BODY};
+use self::issue::{PairRequest, TokenResponse};
+use crate::auth::{self, verify};
+use crate::body::{self, Body, CollectError};
+use crate::ctx::RequestCtx;
+use crate::reject::Rejection;
+use crate::session::{unix_now, RotateError, Rotation, Session};
+
+/// `POST /api/oauth2/token`.
+pub async fn handle_token(
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Rejection> {
+    require_post(&req)?;
+    let kind = BodyKind::from_content_type(req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()))
+        .ok_or(OAuthError::InvalidRequest(
+            "Content-Type must be application/x-www-form-urlencoded or application/json",
+        ))?;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(OAuthError::BodyTooLarge.into());
+    }
+    let bytes = body::collect_capped(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            CollectError::TooLarge => OAuthError::BodyTooLarge,
+            CollectError::Read => OAuthError::InvalidRequest("The request body could not be read"),
+        })?;
+    let grant = grant::parse(kind, &bytes)?;
+    let response = match grant {
+        Grant::Password {
+            username,
+            password,
+            short_term,
+        } => password_grant(ctx, username, password, short_term).await?,
+        Grant::Refresh { token, short_term } => refresh_grant(ctx, &token, short_term).await?,
+    };
+    Ok(token_response(&response))
+}
+
+async fn password_grant(
+    ctx: &mut RequestCtx,
+    username: String,
+    password: String,
+    short_term: bool,
+) -> Result<TokenResponse, Rejection> {
+    let snapshot = ctx.snapshot.clone();
+    let sid = uuid::Uuid::new_v4().to_string();
+    let token_id = uuid::Uuid::new_v4().to_string();
+    let now = std::time::SystemTime::now();
+    let session_start = unix_now();
+    let (sid, token_id, minted) = tokio::task::spawn_blocking(move || {
+        let Some(user) = snapshot.users.verify(&username, &password) else {
+            tracing::info!(target: "audit", event = "login_failure", user = %username);
+            return Err(Rejection::from(OAuthError::BAD_CREDENTIALS));
+        };
+        let req = PairRequest {
+            user: &user.name,
+            roles: &user.roles,
+            sid: &sid,
+            token_id: &token_id,
+            short_term,
+            session_start,
+            now,
+        };
+        let refresh_at = issue::refresh_deadline(&snapshot, &req)
+            .ok_or(OAuthError::InvalidGrant("The session lifetime is zero"))?;
+        let minted = issue::mint(&snapshot, &req, refresh_at).map_err(Rejection::internal)?;
+        Ok((sid, token_id, (user.name, minted)))
+    })
+    .await
+    .map_err(Rejection::internal)??;
+    let (user, minted) = minted;
+    ctx.shared
+        .sessions
+        .create(Session {
+            sid: sid.clone(),
+            user: user.clone(),
+            token_id,
+            created_at: session_start,
+            expires_at: minted.refresh_exp,
+        })
+        .await?;
+    tracing::info!(target: "audit", event = "login_success", user = %user, sid = %sid);
+    ctx.user = Some(user);
+    Ok(minted)
+}
+
+async fn refresh_grant(
+    ctx: &mut RequestCtx,
+    token: &str,
+    short_term: bool,
+) -> Result<TokenResponse, Rejection> {
+    let snapshot = ctx.snapshot.clone();
+    let claims: RefreshClaims =
+        verify::verify(&snapshot.keys, &snapshot.refresh_validation, token)
+            .map_err(|_| OAuthError::BAD_REFRESH)?;
+    let sessions = &ctx.shared.sessions;
+    let revoke_until = revoke_until(ctx);
+    let Some(session) = sessions.get(&claims.sid).await? else {
+        return Err(OAuthError::BAD_REFRESH.into());
+    };
+    let Some(roles) = snapshot.users.roles(&session.user).map(<[String]>::to_vec) else {
+        // The user was removed from the configuration: end the session.
+        sessions.revoke(&claims.sid, revoke_until).await?;
+        return Err(OAuthError::BAD_REFRESH.into());
+    };
+    let next_id = uuid::Uuid::new_v4().to_string();
+    let minted = {
+        let snapshot = snapshot.clone();
+        let (user, sid, next_id) = (session.user.clone(), session.sid.clone(), next_id.clone());
+        let short_term = short_term || claims.is_short_term();
+        tokio::task::spawn_blocking(move || {
+            let req = PairRequest {
+                user: &user,
+                roles: &roles,
+                sid: &sid,
+                token_id: &next_id,
+                short_term,
+                session_start: session.created_at,
+                now: std::time::SystemTime::now(),
+            };
+            let refresh_at = issue::refresh_deadline(&snapshot, &req).ok_or(
+                OAuthError::InvalidGrant("The session has reached its maximum lifetime"),
+            )?;
+            issue::mint(&snapshot, &req, refresh_at).map_err(Rejection::internal)
+        })
+        .await
+        .map_err(Rejection::internal)??
+    };
+    let next = Rotation {
+        token_id: next_id,
+        expires_at: minted.refresh_exp,
+    };
+    match sessions.rotate(&claims.sid, &claims.token_id, next, revoke_until).await {
+        Ok(_) => {
+            tracing::info!(target: "audit", event = "refresh", user = %claims.sub, sid = %claims.sid);
+            ctx.user = Some(claims.sub);
+            Ok(minted)
+        }
+        Err(RotateError::Reused) => {
+            tracing::warn!(
+                target: "audit",
+                event = "reuse_detected",
+                user = %claims.sub,
+                sid = %claims.sid,
+                "a used refresh token was presented again; the session is revoked"
+            );
+            Err(OAuthError::BAD_REFRESH.into())
+        }
+        Err(RotateError::Unknown | RotateError::Revoked) => Err(OAuthError::BAD_REFRESH.into()),
+        Err(RotateError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// `POST /api/oauth2/logout` with the session's access token.
+pub async fn handle_logout(
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Rejection> {
+    require_post(&req)?;
+    let identity = auth::authenticate(&ctx.snapshot, ctx.shared.sessions.deny_list(), req.headers())?;
+    ctx.shared
+        .sessions
+        .revoke(&identity.sid, revoke_until(ctx))
+        .await?;
+    tracing::info!(target: "audit", event = "logout", user = %identity.user, sid = %identity.sid);
+    ctx.user = Some(identity.user);
+    let mut response = Response::new(body::empty());
+    no_store(&mut response);
+    Ok(response)
+}
+
+/// Until when a revoked session must stay refused: past the last access token it could hold.
+fn revoke_until(ctx: &RequestCtx) -> u64 {
+    let t = &ctx.snapshot.config.tokens;
+    unix_now() + t.access_ttl.as_secs() + t.leeway.as_secs() + 1
+}
+
+fn require_post<B>(req: &Request<B>) -> Result<(), Rejection> {
+    if req.method() == Method::POST {
+        Ok(())
+    } else {
+        Err(Rejection::method_not_allowed("POST"))
+    }
+}
+
+fn token_response(minted: &TokenResponse) -> Response<Body> {
+    // Serializing a struct of strings and integers cannot fail.
+    let json = serde_json::to_vec(minted).unwrap_or_default();
+    let mut response = Response::new(body::full(json));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    no_store(&mut response);
+    *response.status_mut() = StatusCode::OK;
+    response
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
+pub fn no_store(response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+}
