@@ -16,7 +16,11 @@ use crate::server::signal::{Signal, Signals};
 use crate::state::{Shared, Snapshot};
 
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about = "A reverse-proxy authentication gateway")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A reverse-proxy authentication gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,7 +30,12 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
-        #[arg(short, long, env = "PORTCULLIS_CONFIG", default_value = "config/portcullis.toml")]
+        #[arg(
+            short,
+            long,
+            env = "PORTCULLIS_CONFIG",
+            default_value = "config/portcullis.toml"
+        )]
         config: PathBuf,
     },
     /// Zero set-up demo on https://127.0.0.1:8443 with an echo upstream and a printed walk-through.
@@ -47,7 +56,12 @@ enum Command {
     },
     /// Validate a configuration and exit 0 (valid) or 1.
     Check {
-        #[arg(short, long, env = "PORTCULLIS_CONFIG", default_value = "config/portcullis.toml")]
+        #[arg(
+            short,
+            long,
+            env = "PORTCULLIS_CONFIG",
+            default_value = "config/portcullis.toml"
+        )]
         config: PathBuf,
     },
     /// Read a password on stdin and print its argon2id PHC string.
@@ -146,7 +160,11 @@ pub(crate) async fn run(
     for notice in &snapshot.config.notices {
         tracing::warn!(key = %notice.key, "{}", notice.problem);
     }
-    let scheme = if snapshot.certificate.is_some() { "https" } else { "http" };
+    let scheme = if snapshot.certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         listen = %format!("{scheme}://{}", listeners.gateway.local_addr()?),
         admin = %listeners.admin.local_addr()?,
@@ -161,22 +179,23 @@ pub(crate) async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     shared.spawn_maintenance();
-    tokio::spawn(crate::admin::serve(listeners.admin, shared.clone(), stopped(stop_rx.clone())));
+    tokio::spawn(crate::admin::serve(
+        listeners.admin,
+        shared.clone(),
+        stopped(stop_rx.clone()),
+    ));
     let server = tokio::spawn(crate::server::serve(
         listeners.gateway,
         shared.clone(),
         stopped(stop_rx),
     ));
-    loop {
-        match signals.recv().await {
-            Signal::Reload => match config_path {
-                Some(path) => match crate::reload::reload(&shared, path) {
-                    Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
-                    Err(e) => tracing::error!(config = %path.display(), "reload refused: {e}"),
-                },
-                None => tracing::info!("nothing to reload"),
+    while signals.recv().await == Signal::Reload {
+        match config_path {
+            Some(path) => match crate::reload::reload(&shared, path) {
+                Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
+                Err(e) => tracing::error!(config = %path.display(), "reload refused: {e}"),
             },
-            Signal::Terminate => break,
+            None => tracing::info!("nothing to reload"),
         }
     }
     tracing::info!("shutting down");

@@ -113,9 +113,8 @@ pub async fn echo_upstream(listener: TcpListener) {
             continue;
         };
         tokio::spawn(async move {
-            let service = service_fn(|req: Request<Incoming>| async move {
-                Ok::<_, Infallible>(echo(&req))
-            });
+            let service =
+                service_fn(|req: Request<Incoming>| async move { Ok::<_, Infallible>(echo(&req)) });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

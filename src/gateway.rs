@@ -99,7 +99,13 @@ async fn handle_inner(
 
 /// One line per request: method, path without query, status, duration, user, route, request id.
 /// Never the query string, a header value, a token or a password.
-fn access_log(ctx: &RequestCtx, method: &Method, path: &str, status: StatusCode, cause: Option<&str>) {
+fn access_log(
+    ctx: &RequestCtx,
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    cause: Option<&str>,
+) {
     if !ctx.snapshot.config.log.access_log {
         return;
     }

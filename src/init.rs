@@ -65,14 +65,15 @@ pub fn users_toml(name: &str, password: &str, roles: &[&str]) -> String {
 pub fn run(dir: &Path, hosts: &[String], force: bool) -> anyhow::Result<()> {
     let layout = Layout::new(dir);
     if !force {
-        let in_the_way: Vec<String> = [&layout.cert, &layout.key, &layout.signing, &layout.users]
-            .into_iter()
-            .filter(|p| p.exists())
-            .chain(std::iter::once(&layout.config).filter(|p| {
-                std::fs::read_to_string(p).is_ok_and(|text| text != CONFIG_TEMPLATE)
-            }))
-            .map(|p| p.display().to_string())
-            .collect();
+        let in_the_way: Vec<String> =
+            [&layout.cert, &layout.key, &layout.signing, &layout.users]
+                .into_iter()
+                .filter(|p| p.exists())
+                .chain(std::iter::once(&layout.config).filter(|p| {
+                    std::fs::read_to_string(p).is_ok_and(|text| text != CONFIG_TEMPLATE)
+                }))
+                .map(|p| p.display().to_string())
+                .collect();
         anyhow::ensure!(
             in_the_way.is_empty(),
             "nothing written: these files exist (use --force to replace them):\n  {}",
@@ -84,7 +85,10 @@ pub fn run(dir: &Path, hosts: &[String], force: bool) -> anyhow::Result<()> {
     println!("wrote {} (0600)", layout.key.display());
     println!("wrote {} (0600)", layout.signing.display());
     println!("wrote {}", layout.config.display());
-    println!("wrote {} (0600): user \"admin\", password {password}", layout.users.display());
+    println!(
+        "wrote {} (0600): user \"admin\", password {password}",
+        layout.users.display()
+    );
     println!("\nnext: portcullis check -c {}", layout.config.display());
     Ok(())
 }
@@ -106,7 +110,10 @@ pub fn write(layout: &Layout, hosts: &[String]) -> anyhow::Result<String> {
     keygen::write_private(&layout.signing, signing.as_bytes())
         .with_context(|| write_err(&layout.signing))?;
     std::fs::write(&layout.config, CONFIG_TEMPLATE).with_context(|| write_err(&layout.config))?;
-    keygen::write_private(&layout.users, users_toml("admin", &password, &["admin"]).as_bytes())
-        .with_context(|| write_err(&layout.users))?;
+    keygen::write_private(
+        &layout.users,
+        users_toml("admin", &password, &["admin"]).as_bytes(),
+    )
+    .with_context(|| write_err(&layout.users))?;
     Ok(password)
 }

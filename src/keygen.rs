@@ -11,15 +11,20 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 
 /// A self-signed certificate for `hosts` (DNS names or IP addresses): (certificate PEM, key PEM).
 pub fn self_signed(hosts: &[String]) -> Result<(String, String), KeygenError> {
-    let certified = rcgen::generate_simple_self_signed(hosts.to_vec()).map_err(KeygenError::Cert)?;
+    let certified =
+        rcgen::generate_simple_self_signed(hosts.to_vec()).map_err(KeygenError::Cert)?;
     Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
 }
 
 /// A new RSA-2048 private key as PKCS#8 PEM.
 pub fn signing_key_pem() -> Result<String, KeygenError> {
     let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeygenError::Rsa)?;
-    let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(|_| KeygenError::Rsa)?;
-    Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec())))
+    let der =
+        AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(|_| KeygenError::Rsa)?;
+    Ok(pem::encode(&pem::Pem::new(
+        "PRIVATE KEY",
+        der.as_ref().to_vec(),
+    )))
 }
 
 /// Writes `contents` to a new file at `path` readable by its owner only (mode 0600),

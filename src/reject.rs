@@ -75,7 +75,11 @@ impl Rejection {
     pub fn internal(cause: impl Display) -> Self {
         Self {
             cause: Some(cause.to_string()),
-            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Internal error")
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "Internal error",
+            )
         }
     }
 
@@ -120,7 +124,11 @@ impl From<AuthError> for Rejection {
         match e {
             AuthError::Missing => Rejection {
                 challenge: Some(REALM.to_owned()),
-                ..Rejection::new(StatusCode::UNAUTHORIZED, "unauthorized", "A bearer token is required")
+                ..Rejection::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "A bearer token is required",
+                )
             },
             AuthError::Expired => invalid("The access token expired"),
             AuthError::Invalid(reason) => invalid(reason.description()),
@@ -194,9 +202,11 @@ impl From<ProxyError> for Rejection {
 impl From<RouteError> for Rejection {
     fn from(e: RouteError) -> Self {
         match e {
-            RouteError::NotFound => {
-                Rejection::new(StatusCode::NOT_FOUND, "not_found", "No route matches this request")
-            }
+            RouteError::NotFound => Rejection::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "No route matches this request",
+            ),
             RouteError::BadPath => Rejection {
                 close: true,
                 ..Rejection::new(
@@ -267,7 +277,11 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_token_is_401_invalid_token() {
-        for reason in [InvalidReason::Signature, InvalidReason::Audience, InvalidReason::Revoked] {
+        for reason in [
+            InvalidReason::Signature,
+            InvalidReason::Audience,
+            InvalidReason::Revoked,
+        ] {
             let (status, challenge, body) = render(AuthError::Invalid(reason).into()).await;
             assert_eq!(status, 401);
             let challenge = challenge.unwrap();
@@ -292,7 +306,11 @@ mod tests {
     async fn token_endpoint_errors_are_400_with_rfc_6749_codes() {
         let cases = [
             (OAuthError::InvalidRequest("x"), 400, "invalid_request"),
-            (OAuthError::UnsupportedGrantType, 400, "unsupported_grant_type"),
+            (
+                OAuthError::UnsupportedGrantType,
+                400,
+                "unsupported_grant_type",
+            ),
             (OAuthError::BAD_CREDENTIALS, 400, "invalid_grant"),
             (OAuthError::BAD_REFRESH, 400, "invalid_grant"),
             (OAuthError::BodyTooLarge, 413, "invalid_request"),
@@ -307,7 +325,10 @@ mod tests {
     #[tokio::test]
     async fn upstream_failures_are_502_and_504() {
         let (status, _, body) = render(ProxyError::Timeout.into()).await;
-        assert_eq!((status.as_u16(), body["error"].as_str()), (504, Some("gateway_timeout")));
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (504, Some("gateway_timeout"))
+        );
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use crate::route::Router;
 use crate::server::tls;
 use crate::session::{MemoryStore, SessionStore};
 use crate::token::claims::{ACCESS_AUDIENCE, REFRESH_AUDIENCE};
-use crate::token::keys::KeySet;
+use crate::token::keys::{KeyError, KeySet};
 
 /// One generation of configuration, ready to serve.
 #[derive(Debug)]
@@ -40,13 +40,21 @@ impl Snapshot {
         let mut issues = Vec::new();
         let t = &config.tokens;
         let keys = KeySet::load(t.algorithm, &t.signing_key, &t.verify_keys)
-            .map_err(|e| issues.push(ConfigIssue::new(key_of(&e), crate::telemetry::error_chain(&e))))
+            .map_err(|e| {
+                issues.push(ConfigIssue::new(
+                    key_of(&e),
+                    crate::telemetry::error_chain(&e),
+                ))
+            })
             .ok();
         let certificate = match &config.server.tls {
             Some(files) => tls::load_certified_key(&files.cert, &files.key)
                 .map(|k| Some(Arc::new(k)))
                 .map_err(|e| {
-                    issues.push(ConfigIssue::new("server.tls_cert", crate::telemetry::error_chain(&e)))
+                    issues.push(ConfigIssue::new(
+                        "server.tls_cert",
+                        crate::telemetry::error_chain(&e),
+                    ))
                 })
                 .unwrap_or(None),
             None => None,
@@ -66,12 +74,19 @@ impl Snapshot {
     }
 }
 
-fn key_of(e: &crate::token::keys::KeyError) -> &'static str {
-    use crate::token::keys::KeyError;
+/// The configuration key a key-loading error belongs to.
+fn key_of(e: &KeyError, signing_key: &std::path::Path) -> &'static str {
     match e {
         KeyError::UnsupportedAlgorithm(_) => "tokens.algorithm",
-        KeyError::Read(..) | KeyError::Permissions(..) | KeyError::Parse(_) | KeyError::TooShort(_) => {
-            "tokens.signing_key"
+        KeyError::Read(path, _)
+        | KeyError::Permissions(path, _)
+        | KeyError::Parse(path)
+        | KeyError::TooShort(path) => {
+            if path == signing_key {
+                "tokens.signing_key"
+            } else {
+                "tokens.verify_keys"
+            }
         }
     }
 }
@@ -132,7 +147,9 @@ impl Shared {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                let Some(shared) = shared.upgrade() else { return };
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
                 shared.sessions.purge(crate::session::unix_now());
             }
         });

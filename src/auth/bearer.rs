@@ -91,6 +91,9 @@ mod tests {
         assert_eq!(parse(&["Bearer a b"]), malformed);
         assert_eq!(parse(&["Bearer a\"b"]), malformed);
         assert_eq!(parse(&["Bearer a.b.c", "Bearer d.e.f"]), malformed);
-        assert_eq!(parse(&[&format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1))]), malformed);
+        assert_eq!(
+            parse(&[&format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1))]),
+            malformed
+        );
     }
 }

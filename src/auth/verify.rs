@@ -27,7 +27,9 @@ pub fn verify<T: DeserializeOwned>(
         return Err(invalid(InvalidReason::ForbiddenHeader));
     }
     let kid = header.kid.ok_or(invalid(InvalidReason::UnknownKid))?;
-    let key = keys.verifying(&kid).ok_or(invalid(InvalidReason::UnknownKid))?;
+    let key = keys
+        .verifying(&kid)
+        .ok_or(invalid(InvalidReason::UnknownKid))?;
     match decode::<T>(token, key, validation) {
         Ok(data) => Ok(data.claims),
         Err(e) => Err(match e.kind() {

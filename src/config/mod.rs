@@ -206,7 +206,11 @@ impl ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{n} problem{} in the configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for issue in &self.0 {
             write!(f, "\n  - {issue}")?;
         }

@@ -28,8 +28,8 @@ impl Checker {
         self.notices.push(ConfigIssue::new(key, problem));
     }
 
-    fn span(&mut self, key: &str, value: Option<String>, default: &str) -> Duration {
-        let text = value.as_deref().unwrap_or(default);
+    fn span(&mut self, key: &str, value: Option<&str>, default: &str) -> Duration {
+        let text = value.unwrap_or(default);
         match Span::parse(text) {
             Ok(span) => span.duration(),
             Err(e) => {
@@ -48,8 +48,8 @@ impl Checker {
         n
     }
 
-    fn addr(&mut self, key: &str, value: Option<String>, default: &str) -> SocketAddr {
-        let text = value.as_deref().unwrap_or(default);
+    fn addr(&mut self, key: &str, value: Option<&str>, default: &str) -> SocketAddr {
+        let text = value.unwrap_or(default);
         SocketAddr::from_str(text).unwrap_or_else(|_| {
             self.issue(
                 key,
@@ -71,7 +71,10 @@ impl Checker {
     fn endpoint(&mut self, key: &str, value: Option<String>, default: &str) -> String {
         let path = value.unwrap_or_else(|| default.to_owned());
         if !path.starts_with('/') || path.contains(['?', '#']) {
-            self.issue(key, format!("{path:?}: must be a path starting with '/', without query"));
+            self.issue(
+                key,
+                format!("{path:?}: must be a path starting with '/', without query"),
+            );
         }
         path
     }
@@ -87,13 +90,17 @@ pub(super) fn validate(raw: raw::Root, source: &Path) -> Result<Config, ConfigEr
 
     let server = server(&mut c, raw.server);
     let admin = AdminConfig {
-        listen: c.addr("admin.listen", raw.admin.listen, "127.0.0.1:9901"),
+        listen: c.addr(
+            "admin.listen",
+            raw.admin.listen.as_deref(),
+            "127.0.0.1:9901",
+        ),
     };
     let endpoints = endpoints(&mut c, raw.endpoints);
     let tokens = tokens(&mut c, raw.tokens);
     let store = store(&mut c, raw.store);
     let login = login(&mut c, raw.login);
-    let log = log(&mut c, raw.log);
+    let log = log(&mut c, &raw.log);
     let mut users = users(&mut c, "users", raw.users);
     if let Some(file) = &login.users_file {
         users.extend(users_file(&mut c, file));
@@ -122,8 +129,12 @@ pub(super) fn validate(raw: raw::Root, source: &Path) -> Result<Config, ConfigEr
 
 fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
     let tls = if raw.tls.unwrap_or(true) {
-        let cert = raw.tls_cert.unwrap_or_else(|| "../certs/gateway.crt".to_owned());
-        let key = raw.tls_key.unwrap_or_else(|| "../certs/gateway.key".to_owned());
+        let cert = raw
+            .tls_cert
+            .unwrap_or_else(|| "../certs/gateway.crt".to_owned());
+        let key = raw
+            .tls_key
+            .unwrap_or_else(|| "../certs/gateway.key".to_owned());
         Some(TlsFiles {
             cert: c.path(&cert),
             key: c.path(&key),
@@ -144,22 +155,41 @@ fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
             .map(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
             .unwrap_or(false);
         if !ok {
-            c.issue("server.public_url", format!("{url:?}: expected an absolute http(s) URL"));
+            c.issue(
+                "server.public_url",
+                format!("{url:?}: expected an absolute http(s) URL"),
+            );
         }
     }
-    let idle_timeout = c.span("server.idle_timeout", raw.idle_timeout, "60s");
+    let idle_timeout = c.span("server.idle_timeout", raw.idle_timeout.as_deref(), "60s");
     ServerConfig {
-        listen: c.addr("server.listen", raw.listen, "0.0.0.0:8443"),
+        listen: c.addr("server.listen", raw.listen.as_deref(), "0.0.0.0:8443"),
         tls,
         http2: raw.http2.unwrap_or(true),
         public_url,
-        max_header_bytes: c.positive("server.max_header_bytes", raw.max_header_bytes, 16384, 1 << 20)
-            as usize,
-        header_read_timeout: c.span("server.header_read_timeout", raw.header_read_timeout, "10s"),
+        max_header_bytes: c.positive(
+            "server.max_header_bytes",
+            raw.max_header_bytes,
+            16384,
+            1 << 20,
+        ) as usize,
+        header_read_timeout: c.span(
+            "server.header_read_timeout",
+            raw.header_read_timeout.as_deref(),
+            "10s",
+        ),
         idle_timeout,
-        max_connections: c.positive("server.max_connections", raw.max_connections, 10_000, 1 << 20)
-            as usize,
-        shutdown_grace: c.span("server.shutdown_grace", raw.shutdown_grace, "30s"),
+        max_connections: c.positive(
+            "server.max_connections",
+            raw.max_connections,
+            10_000,
+            1 << 20,
+        ) as usize,
+        shutdown_grace: c.span(
+            "server.shutdown_grace",
+            raw.shutdown_grace.as_deref(),
+            "30s",
+        ),
     }
 }
 
@@ -168,7 +198,11 @@ fn endpoints(c: &mut Checker, raw: raw::Endpoints) -> Endpoints {
         token: c.endpoint("endpoints.token", raw.token, "/api/oauth2/token"),
         logout: c.endpoint("endpoints.logout", raw.logout, "/api/oauth2/logout"),
         revoke: c.endpoint("endpoints.revoke", raw.revoke, "/api/oauth2/revoke"),
-        introspect: c.endpoint("endpoints.introspect", raw.introspect, "/api/oauth2/introspect"),
+        introspect: c.endpoint(
+            "endpoints.introspect",
+            raw.introspect,
+            "/api/oauth2/introspect",
+        ),
         jwks: c.endpoint("endpoints.jwks", raw.jwks, "/.well-known/jwks.json"),
         metadata: c.endpoint(
             "endpoints.metadata",
@@ -187,7 +221,10 @@ fn endpoints(c: &mut Checker, raw: raw::Endpoints) -> Endpoints {
     let mut seen = HashSet::new();
     for (name, path) in all {
         if !seen.insert(path.as_str()) {
-            c.issue(format!("endpoints.{name}"), format!("{path:?} is used by another endpoint"));
+            c.issue(
+                format!("endpoints.{name}"),
+                format!("{path:?} is used by another endpoint"),
+            );
         }
     }
     e
@@ -219,12 +256,22 @@ fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
     if issuer.is_empty() {
         c.issue("tokens.issuer", "must not be empty");
     }
-    let signing_key = raw.signing_key.unwrap_or_else(|| "../certs/signing.pem".to_owned());
-    let access_ttl = c.span("tokens.access_ttl", raw.access_ttl, "15m");
-    let refresh_ttl = c.span("tokens.refresh_ttl", raw.refresh_ttl, "14d");
-    let short_refresh_ttl = c.span("tokens.short_refresh_ttl", raw.short_refresh_ttl, "30m");
-    let max_session = c.span("tokens.max_session_lifetime", raw.max_session_lifetime, "90d");
-    let refresh_grace = c.span("tokens.refresh_grace", raw.refresh_grace, "0s");
+    let signing_key = raw
+        .signing_key
+        .unwrap_or_else(|| "../certs/signing.pem".to_owned());
+    let access_ttl = c.span("tokens.access_ttl", raw.access_ttl.as_deref(), "15m");
+    let refresh_ttl = c.span("tokens.refresh_ttl", raw.refresh_ttl.as_deref(), "14d");
+    let short_refresh_ttl = c.span(
+        "tokens.short_refresh_ttl",
+        raw.short_refresh_ttl.as_deref(),
+        "30m",
+    );
+    let max_session = c.span(
+        "tokens.max_session_lifetime",
+        raw.max_session_lifetime.as_deref(),
+        "90d",
+    );
+    let refresh_grace = c.span("tokens.refresh_grace", raw.refresh_grace.as_deref(), "0s");
     for (key, ttl) in [
         ("tokens.access_ttl", access_ttl),
         ("tokens.refresh_ttl", refresh_ttl),
@@ -255,7 +302,7 @@ fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
         refresh_ttl,
         short_refresh_ttl,
         max_session_lifetime: (!max_session.is_zero()).then_some(max_session),
-        leeway: c.span("tokens.leeway", raw.leeway, "30s"),
+        leeway: c.span("tokens.leeway", raw.leeway.as_deref(), "30s"),
         refresh_grace,
     }
 }
@@ -277,14 +324,20 @@ fn store(c: &mut Checker, raw: raw::Store) -> StoreConfig {
             }
         }
         "redis" => {
-            c.issue("store.kind", "\"redis\" is not available in this version; use \"embedded\"");
+            c.issue(
+                "store.kind",
+                "\"redis\" is not available in this version; use \"embedded\"",
+            );
             StoreConfig::Redis {
                 url: raw.url.unwrap_or_default(),
                 key_prefix: raw.key_prefix.unwrap_or_else(|| "portcullis:".to_owned()),
             }
         }
         other => {
-            c.issue("store.kind", format!("{other:?}: expected \"embedded\" or \"redis\""));
+            c.issue(
+                "store.kind",
+                format!("{other:?}: expected \"embedded\" or \"redis\""),
+            );
             StoreConfig::Embedded {
                 path: PathBuf::new(),
             }
@@ -295,8 +348,8 @@ fn store(c: &mut Checker, raw: raw::Store) -> StoreConfig {
 fn login(c: &mut Checker, raw: raw::Login) -> LoginConfig {
     let cfg = LoginConfig {
         max_failures: c.positive("login.max_failures", raw.max_failures, 5, 1_000_000) as u32,
-        window: c.span("login.window", raw.window, "15m"),
-        lockout: c.span("login.lockout", raw.lockout, "15m"),
+        window: c.span("login.window", raw.window.as_deref(), "15m"),
+        lockout: c.span("login.lockout", raw.lockout.as_deref(), "15m"),
         users_file: c.optional_path(raw.users_file),
     };
     c.notice(
@@ -306,12 +359,15 @@ fn login(c: &mut Checker, raw: raw::Login) -> LoginConfig {
     cfg
 }
 
-fn log(c: &mut Checker, raw: raw::Log) -> LogConfig {
+fn log(c: &mut Checker, raw: &raw::Log) -> LogConfig {
     let format = match raw.format.as_deref().unwrap_or("pretty") {
         "pretty" => LogFormat::Pretty,
         "json" => LogFormat::Json,
         other => {
-            c.issue("log.format", format!("{other:?}: expected \"pretty\" or \"json\""));
+            c.issue(
+                "log.format",
+                format!("{other:?}: expected \"pretty\" or \"json\""),
+            );
             LogFormat::Pretty
         }
     };
@@ -327,7 +383,10 @@ fn users(c: &mut Checker, prefix: &str, raw: Vec<raw::User>) -> Vec<UserConfig> 
         let key = format!("{prefix}[{i}]");
         let name = u.name.unwrap_or_default();
         if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-            c.issue(format!("{key}.name"), "must be 1 to 256 printable characters");
+            c.issue(
+                format!("{key}.name"),
+                "must be 1 to 256 printable characters",
+            );
         }
         let hash = u.password_hash.unwrap_or_default();
         match argon2::PasswordHash::new(&hash) {
@@ -359,7 +418,10 @@ fn users_file(c: &mut Checker, path: &Path) -> Vec<UserConfig> {
     match toml::from_str::<raw::UsersFile>(&text) {
         Ok(file) => users(c, &format!("{key}: users"), file.users),
         Err(e) => {
-            c.issue(key, format!("{}: {}", path.display(), e.to_string().trim_end()));
+            c.issue(
+                key,
+                format!("{}: {}", path.display(), e.to_string().trim_end()),
+            );
             Vec::new()
         }
     }
@@ -369,7 +431,10 @@ fn check_unique_users(c: &mut Checker, users: &[UserConfig]) {
     let mut seen = HashSet::new();
     for user in users {
         if !user.name.is_empty() && !seen.insert(user.name.as_str()) {
-            c.issue("users", format!("user {:?} is defined more than once", user.name));
+            c.issue(
+                "users",
+                format!("user {:?} is defined more than once", user.name),
+            );
         }
     }
 }
@@ -382,12 +447,21 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
         let key = format!("routes[{i}]");
         let name = r.name.unwrap_or_else(|| format!("route{i}"));
         if !names.insert(name.clone()) {
-            c.issue(format!("{key}.name"), format!("{name:?} is used by another route"));
+            c.issue(
+                format!("{key}.name"),
+                format!("{name:?} is used by another route"),
+            );
         }
-        let host = r.host.filter(|h| !h.is_empty()).map(|h| h.to_ascii_lowercase());
+        let host = r
+            .host
+            .filter(|h| !h.is_empty())
+            .map(|h| h.to_ascii_lowercase());
         if let Some(h) = &host {
             if h.contains([':', '/', ' ']) {
-                c.issue(format!("{key}.host"), format!("{h:?}: a host name without port"));
+                c.issue(
+                    format!("{key}.host"),
+                    format!("{h:?}: a host name without port"),
+                );
             }
         }
         let path_prefix = r.path_prefix.unwrap_or_else(|| "/".to_owned());
@@ -403,18 +477,24 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
                 format!("another route already matches {path_prefix:?} on the same host"),
             );
         }
-        let upstreams = upstreams(c, &key, r.upstreams.unwrap_or_default());
+        let upstreams = upstreams(c, &key, r.upstreams.as_deref().unwrap_or_default());
         let auth = match r.auth.as_deref().unwrap_or("required") {
             "required" => AuthMode::Required,
             "public" => AuthMode::Public,
             other => {
-                c.issue(format!("{key}.auth"), format!("{other:?}: expected \"required\" or \"public\""));
+                c.issue(
+                    format!("{key}.auth"),
+                    format!("{other:?}: expected \"required\" or \"public\""),
+                );
                 AuthMode::Required
             }
         };
         let roles = r.roles.unwrap_or_default();
         if auth == AuthMode::Public && !roles.is_empty() {
-            c.issue(format!("{key}.roles"), "a public route cannot require roles");
+            c.issue(
+                format!("{key}.roles"),
+                "a public route cannot require roles",
+            );
         }
         let upstream_protocol = match r.upstream_protocol.as_deref().unwrap_or("http1") {
             "http1" => UpstreamProtocol::Http1,
@@ -453,8 +533,12 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
             forward_authorization: r.forward_authorization.unwrap_or(true),
             upstream_protocol,
             upstream_ca,
-            connect_timeout: c.span(&format!("{key}.connect_timeout"), r.connect_timeout, "5s"),
-            timeout: c.span(&format!("{key}.timeout"), r.timeout, "60s"),
+            connect_timeout: c.span(
+                &format!("{key}.connect_timeout"),
+                r.connect_timeout.as_deref(),
+                "5s",
+            ),
+            timeout: c.span(&format!("{key}.timeout"), r.timeout.as_deref(), "60s"),
             websocket,
         });
     }
@@ -467,9 +551,12 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
     out
 }
 
-fn upstreams(c: &mut Checker, key: &str, raw: Vec<String>) -> Vec<http::Uri> {
+fn upstreams(c: &mut Checker, key: &str, raw: &[String]) -> Vec<http::Uri> {
     if raw.is_empty() {
-        c.issue(format!("{key}.upstreams"), "at least one upstream URL is required");
+        c.issue(
+            format!("{key}.upstreams"),
+            "at least one upstream URL is required",
+        );
     }
     if raw.len() > 1 {
         c.notice(
@@ -489,9 +576,15 @@ fn upstreams(c: &mut Checker, key: &str, raw: Vec<String>) -> Vec<http::Uri> {
                 }
             }
             Ok(uri) if uri.scheme_str() == Some("https") => {
-                c.issue(ukey, format!("{text:?}: https upstreams are not supported yet"));
+                c.issue(
+                    ukey,
+                    format!("{text:?}: https upstreams are not supported yet"),
+                );
             }
-            _ => c.issue(ukey, format!("{text:?}: expected an http:// URL with a host")),
+            _ => c.issue(
+                ukey,
+                format!("{text:?}: expected an http:// URL with a host"),
+            ),
         }
     }
     out
@@ -529,8 +622,14 @@ mod tests {
         assert_eq!(cfg.tokens.algorithm, Algorithm::RS512);
         assert_eq!(cfg.tokens.access_ttl, Duration::from_secs(900));
         assert_eq!(cfg.tokens.refresh_ttl, Duration::from_secs(14 * 86_400));
-        assert_eq!(cfg.tokens.max_session_lifetime, Some(Duration::from_secs(90 * 86_400)));
-        assert_eq!(cfg.tokens.signing_key, Path::new("/etc/portcullis/../certs/signing.pem"));
+        assert_eq!(
+            cfg.tokens.max_session_lifetime,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(
+            cfg.tokens.signing_key,
+            Path::new("/etc/portcullis/../certs/signing.pem")
+        );
         assert_eq!(cfg.endpoints.token, "/api/oauth2/token");
         assert_eq!(cfg.admin.listen.to_string(), "127.0.0.1:9901");
     }
@@ -600,6 +699,9 @@ mod tests {
             "#
         );
         let err = parse(&text).unwrap_err();
-        assert_eq!(keys(err), ["users", "routes[1].name", "routes[1].path_prefix"]);
+        assert_eq!(
+            keys(err),
+            ["users", "routes[1].name", "routes[1].path_prefix"]
+        );
     }
 }

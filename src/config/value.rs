@@ -69,7 +69,10 @@ mod tests {
         assert_eq!(Span::parse("30s").unwrap().0, Duration::from_secs(30));
         assert_eq!(Span::parse("15m").unwrap().0, Duration::from_secs(900));
         assert_eq!(Span::parse("2h").unwrap().0, Duration::from_secs(7200));
-        assert_eq!(Span::parse("14d").unwrap().0, Duration::from_secs(14 * 86_400));
+        assert_eq!(
+            Span::parse("14d").unwrap().0,
+            Duration::from_secs(14 * 86_400)
+        );
         assert_eq!(Span::parse("0s").unwrap().0, Duration::ZERO);
     }
 
@@ -79,6 +82,9 @@ mod tests {
         assert_eq!(Span::parse("s"), Err(SpanError::MissingNumber));
         assert_eq!(Span::parse("3w"), Err(SpanError::UnknownUnit));
         assert_eq!(Span::parse("-3s"), Err(SpanError::MissingNumber));
-        assert_eq!(Span::parse("99999999999999999999d"), Err(SpanError::TooLarge));
+        assert_eq!(
+            Span::parse("99999999999999999999d"),
+            Err(SpanError::TooLarge)
+        );
     }
 }

@@ -95,7 +95,9 @@ mod tests {
             password_hash: hash_password(b"s3cret"),
             roles: vec!["admin".to_owned()],
         }]);
-        assert!(users.by_name["alice"].password_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(users.by_name["alice"]
+            .password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         let alice = users.verify("alice", "s3cret").unwrap();
         assert_eq!(alice.roles, ["admin"]);
         assert!(users.verify("alice", "wrong").is_none());

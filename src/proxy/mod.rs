@@ -72,7 +72,9 @@ impl Upstream {
             None => (path_and_query, None),
         };
         let path = if route.strip_prefix {
-            let rest = path.strip_prefix(route.path_prefix.trim_end_matches('/')).unwrap_or(path);
+            let rest = path
+                .strip_prefix(route.path_prefix.trim_end_matches('/'))
+                .unwrap_or(path);
             if rest.starts_with('/') {
                 rest
             } else {
@@ -106,16 +108,12 @@ pub async fn forward(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = req.into_parts();
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .cloned()
-        .or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-        });
+    let host = parts.headers.get(http::header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    });
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     parts.uri = upstream
         .uri(route, path_and_query)
@@ -124,14 +122,13 @@ pub async fn forward(
     headers::rewrite_request(ctx, route, identity, host.as_ref(), &mut parts.headers);
 
     let request = Request::from_parts(parts, body);
-    let response = match tokio::time::timeout(upstream.timeout, upstream.client.request(request))
-        .await
-    {
-        Err(_) => return Err(ProxyError::Timeout),
-        Ok(Err(e)) if e.is_connect() => return Err(ProxyError::Connect(e)),
-        Ok(Err(e)) => return Err(ProxyError::Upstream(e)),
-        Ok(Ok(response)) => response,
-    };
+    let response =
+        match tokio::time::timeout(upstream.timeout, upstream.client.request(request)).await {
+            Err(_) => return Err(ProxyError::Timeout),
+            Ok(Err(e)) if e.is_connect() => return Err(ProxyError::Connect(e)),
+            Ok(Err(e)) => return Err(ProxyError::Upstream(e)),
+            Ok(Ok(response)) => response,
+        };
     let (mut parts, body) = response.into_parts();
     headers::rewrite_response(ctx, identity, &mut parts.headers);
     Ok(Response::from_parts(parts, body.boxed()))

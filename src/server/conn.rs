@@ -39,7 +39,8 @@ pub(super) async fn serve_connection(
             serve_http(TokioIo::new(stream), &server, shared, info, watcher).await;
         }
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(server.header_read_timeout, acceptor.accept(stream));
+            let handshake =
+                tokio::time::timeout(server.header_read_timeout, acceptor.accept(stream));
             match handshake.await {
                 Ok(Ok(tls)) => {
                     let info = ConnInfo {

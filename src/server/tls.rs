@@ -26,7 +26,8 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsEr
     if chain.is_empty() {
         return Err(TlsError::NoCert(cert.to_path_buf()));
     }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key(key.to_path_buf(), e))?;
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key(key.to_path_buf(), e))?;
     CertifiedKey::from_der(chain, private, &provider()).map_err(TlsError::Mismatch)
 }
 

@@ -103,18 +103,30 @@ mod tests {
         store.create(session("s", "t1")).unwrap();
         let rotated = store.rotate("s", "t1", next("t2"), 500).unwrap();
         assert_eq!(rotated.token_id, "t2");
-        assert!(matches!(store.rotate("s", "t1", next("t3"), 500), Err(RotateError::Reused)));
+        assert!(matches!(
+            store.rotate("s", "t1", next("t3"), 500),
+            Err(RotateError::Reused)
+        ));
         assert!(store.deny_list().is_denied("s"));
-        assert!(matches!(store.rotate("s", "t2", next("t3"), 500), Err(RotateError::Revoked)));
+        assert!(matches!(
+            store.rotate("s", "t2", next("t3"), 500),
+            Err(RotateError::Revoked)
+        ));
     }
 
     #[test]
     fn unknown_and_revoked_sessions_do_not_rotate() {
         let store = MemoryStore::new();
-        assert!(matches!(store.rotate("x", "t", next("u"), 1), Err(RotateError::Unknown)));
+        assert!(matches!(
+            store.rotate("x", "t", next("u"), 1),
+            Err(RotateError::Unknown)
+        ));
         store.create(session("s", "t1")).unwrap();
         store.revoke("s", 100).unwrap();
-        assert!(matches!(store.rotate("s", "t1", next("t2"), 1), Err(RotateError::Revoked)));
+        assert!(matches!(
+            store.rotate("s", "t1", next("t2"), 1),
+            Err(RotateError::Revoked)
+        ));
     }
 
     #[test]

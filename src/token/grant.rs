@@ -28,9 +28,10 @@ pub enum Grant {
 impl std::fmt::Debug for Grant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Password { username, .. } => {
-                f.debug_struct("Password").field("username", username).finish_non_exhaustive()
-            }
+            Self::Password { username, .. } => f
+                .debug_struct("Password")
+                .field("username", username)
+                .finish_non_exhaustive(),
             Self::Refresh { .. } => f.debug_struct("Refresh").finish_non_exhaustive(),
         }
     }
@@ -84,7 +85,9 @@ impl Params {
     fn set(&mut self, name: &str, value: String) -> Result<(), OAuthError> {
         if let Some(slot) = self.slot(name) {
             if slot.is_some() {
-                return Err(OAuthError::InvalidRequest("A parameter is given more than once"));
+                return Err(OAuthError::InvalidRequest(
+                    "A parameter is given more than once",
+                ));
             }
             *slot = Some(value);
         }
@@ -120,7 +123,11 @@ fn parse_json(body: &[u8]) -> Result<Params, OAuthError> {
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Null => continue,
             _ if params.slot(&name).is_none() => continue,
-            _ => return Err(OAuthError::InvalidRequest("A parameter value is not a string")),
+            _ => {
+                return Err(OAuthError::InvalidRequest(
+                    "A parameter value is not a string",
+                ))
+            }
         };
         params.set(&name, text)?;
     }
@@ -128,15 +135,17 @@ fn parse_json(body: &[u8]) -> Result<Params, OAuthError> {
 }
 
 fn into_grant(p: Params) -> Result<Grant, OAuthError> {
-    let grant_type = p
-        .grant_type
-        .ok_or(OAuthError::InvalidRequest("The grant_type parameter is required"))?;
+    let grant_type = p.grant_type.ok_or(OAuthError::InvalidRequest(
+        "The grant_type parameter is required",
+    ))?;
     let short_term = match p.short_term.as_deref() {
         None => false,
         Some(v) if v.eq_ignore_ascii_case("true") => true,
         Some(v) if v.eq_ignore_ascii_case("false") => false,
         Some(_) => {
-            return Err(OAuthError::InvalidRequest("use_short_term_refresh must be true or false"))
+            return Err(OAuthError::InvalidRequest(
+                "use_short_term_refresh must be true or false",
+            ))
         }
     };
     let normalized: String = grant_type
@@ -159,7 +168,9 @@ fn into_grant(p: Params) -> Result<Grant, OAuthError> {
 }
 
 fn non_empty(value: Option<String>, missing: &'static str) -> Result<String, OAuthError> {
-    value.filter(|v| !v.is_empty()).ok_or(OAuthError::InvalidRequest(missing))
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or(OAuthError::InvalidRequest(missing))
 }
 
 #[cfg(test)]
@@ -178,7 +189,11 @@ mod tests {
             "grant_type=PASSWORD&username=alice&password=p%26w&scope=ignored",
         ] {
             match form(body).unwrap() {
-                Grant::Password { username, password, short_term } => {
+                Grant::Password {
+                    username,
+                    password,
+                    short_term,
+                } => {
                     assert_eq!((username.as_str(), password.as_str()), ("alice", "p&w"));
                     assert!(!short_term);
                 }
@@ -208,18 +223,36 @@ mod tests {
         );
         assert!(matches!(
             parse(BodyKind::Json, &body).unwrap(),
-            Grant::Password { short_term: true, .. }
+            Grant::Password {
+                short_term: true,
+                ..
+            }
         ));
         let bad = Bytes::from_static(b"[1,2]");
-        assert!(matches!(parse(BodyKind::Json, &bad), Err(OAuthError::InvalidRequest(_))));
+        assert!(matches!(
+            parse(BodyKind::Json, &bad),
+            Err(OAuthError::InvalidRequest(_))
+        ));
     }
 
     #[test]
     fn errors_follow_rfc_6749() {
-        assert!(matches!(form("userName=a&password=b"), Err(OAuthError::InvalidRequest(_))));
-        assert!(matches!(form("grant_type=password&password=b"), Err(OAuthError::InvalidRequest(_))));
-        assert!(matches!(form("grant_type=refresh_token"), Err(OAuthError::InvalidRequest(_))));
-        assert_eq!(form("grant_type=client_credentials").unwrap_err(), OAuthError::UnsupportedGrantType);
+        assert!(matches!(
+            form("userName=a&password=b"),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            form("grant_type=password&password=b"),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            form("grant_type=refresh_token"),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        assert_eq!(
+            form("grant_type=client_credentials").unwrap_err(),
+            OAuthError::UnsupportedGrantType
+        );
         assert!(matches!(
             form("grant_type=password&grantType=password&userName=a&password=b"),
             Err(OAuthError::InvalidRequest(_))
@@ -229,8 +262,14 @@ mod tests {
     #[test]
     fn content_types() {
         let kind = |v: &str| BodyKind::from_content_type(Some(v.as_bytes()));
-        assert_eq!(kind("application/x-www-form-urlencoded"), Some(BodyKind::Form));
-        assert_eq!(kind("Application/JSON; charset=utf-8"), Some(BodyKind::Json));
+        assert_eq!(
+            kind("application/x-www-form-urlencoded"),
+            Some(BodyKind::Form)
+        );
+        assert_eq!(
+            kind("Application/JSON; charset=utf-8"),
+            Some(BodyKind::Json)
+        );
         assert_eq!(kind("text/plain"), None);
         assert_eq!(BodyKind::from_content_type(None), None);
     }

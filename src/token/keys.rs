@@ -83,7 +83,11 @@ impl KeySet {
     }
 
     fn add(&mut self, (public, decoding): (PublicKey, DecodingKey)) {
-        if self.verifying.insert(public.kid.clone(), decoding).is_none() {
+        if self
+            .verifying
+            .insert(public.kid.clone(), decoding)
+            .is_none()
+        {
             self.public.push(public);
         }
     }
@@ -147,7 +151,9 @@ fn rsa_private(path: &Path, pem: &pem::Pem) -> Result<rsa::KeyPair, KeyError> {
 }
 
 fn public_of(path: &Path, key: &rsa::PublicKey) -> Result<(PublicKey, DecodingKey), KeyError> {
-    let spki = key.as_der().map_err(|_| KeyError::Parse(path.to_path_buf()))?;
+    let spki = key
+        .as_der()
+        .map_err(|_| KeyError::Parse(path.to_path_buf()))?;
     let n = key.modulus();
     let e = key.exponent();
     let public = PublicKey {

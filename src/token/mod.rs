@@ -33,8 +33,8 @@ pub async fn handle_token(
     require_post(&req)?;
     let kind = BodyKind::from_content_type(req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()))
         .ok_or(OAuthError::InvalidRequest(
-            "Content-Type must be application/x-www-form-urlencoded or application/json",
-        ))?;
+        "Content-Type must be application/x-www-form-urlencoded or application/json",
+    ))?;
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -115,9 +115,8 @@ async fn refresh_grant(
     short_term: bool,
 ) -> Result<TokenResponse, Rejection> {
     let snapshot = ctx.snapshot.clone();
-    let claims: RefreshClaims =
-        verify::verify(&snapshot.keys, &snapshot.refresh_validation, token)
-            .map_err(|_| OAuthError::BAD_REFRESH)?;
+    let claims: RefreshClaims = verify::verify(&snapshot.keys, &snapshot.refresh_validation, token)
+        .map_err(|_| OAuthError::BAD_REFRESH)?;
     let sessions = &ctx.shared.sessions;
     let revoke_until = revoke_until(ctx);
     let Some(session) = sessions.get(&claims.sid).await? else {
@@ -155,7 +154,10 @@ async fn refresh_grant(
         token_id: next_id,
         expires_at: minted.refresh_exp,
     };
-    match sessions.rotate(&claims.sid, &claims.token_id, next, revoke_until).await {
+    match sessions
+        .rotate(&claims.sid, &claims.token_id, next, revoke_until)
+        .await
+    {
         Ok(_) => {
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, sid = %claims.sid);
             ctx.user = Some(claims.sub);
@@ -182,7 +184,11 @@ pub async fn handle_logout(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     require_post(&req)?;
-    let identity = auth::authenticate(&ctx.snapshot, ctx.shared.sessions.deny_list(), req.headers())?;
+    let identity = auth::authenticate(
+        &ctx.snapshot,
+        ctx.shared.sessions.deny_list(),
+        req.headers(),
+    )?;
     ctx.shared
         .sessions
         .revoke(&identity.sid, revoke_until(ctx))

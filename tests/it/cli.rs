@@ -1,0 +1,231 @@
+//! SPEC §4.1: the command line, run as a user would run it (the built binary).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::TempDir;
+
+fn portcullis() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+}
+
+#[test]
+fn init_writes_a_config_that_passes_check_and_refuses_to_overwrite() {
+    let dir = TempDir::new();
+    let out = portcullis()
+        .args(["init", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| {
+            std::fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("certs/signing.pem"), 0o600);
+        assert_eq!(mode("certs/gateway.key"), 0o600);
+    }
+    let config = dir.path().join("config/portcullis.toml");
+    let check = portcullis()
+        .arg("check")
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let before = std::fs::read(dir.path().join("certs/signing.pem")).unwrap();
+    let again = portcullis()
+        .args(["init", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("signing.pem"));
+    assert_eq!(
+        std::fs::read(dir.path().join("certs/signing.pem")).unwrap(),
+        before
+    );
+
+    let forced = portcullis()
+        .args(["init", "--force", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(forced.status.success());
+    assert_ne!(
+        std::fs::read(dir.path().join("certs/signing.pem")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn check_names_the_key_and_exits_1() {
+    let dir = TempDir::new();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[tokens]\naccess_ttl = \"soon\"\n[[routes]]\nupstreams = [\"ftp://x\"]\n",
+    )
+    .unwrap();
+    let out = portcullis()
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tokens.access_ttl"), "{stderr}");
+    assert!(stderr.contains("routes[0].upstreams[0]"), "{stderr}");
+
+    std::fs::write(&path, "[server]\nlisten_on = 1\n").unwrap();
+    let out = portcullis()
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_on"));
+}
+
+#[test]
+fn check_refuses_a_signing_key_others_can_read() {
+    let dir = TempDir::new();
+    let init = portcullis()
+        .args(["init", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.path().join("certs/signing.pem");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = portcullis()
+            .arg("check")
+            .arg("-c")
+            .arg(dir.path().join("config/portcullis.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("tokens.signing_key") && stderr.contains("chmod 600"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn hash_password_prints_an_argon2id_phc_string_of_stdin() {
+    let mut child = portcullis()
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"pa ss\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let phc = String::from_utf8(out.stdout).unwrap();
+    let phc = phc.trim_end();
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    let parsed = argon2::PasswordHash::new(phc).unwrap();
+    use argon2::PasswordVerifier as _;
+    assert!(argon2::Argon2::default()
+        .verify_password(b"pa ss", &parsed)
+        .is_ok());
+    assert!(argon2::Argon2::default()
+        .verify_password(b"pa ss\n", &parsed)
+        .is_err());
+}
+
+/// The demo's printed walk-through, pasted into bash, works verbatim.
+#[test]
+fn demo_walkthrough_works_when_pasted() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut demo = portcullis()
+        .args(["demo", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = demo.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut script = String::new();
+        let mut inside = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("--- portcullis demo walk-through ---") {
+                inside = true;
+            }
+            if inside {
+                script.push_str(&line);
+                script.push('\n');
+            }
+            if line.contains("--- end ---") {
+                let _ = tx.send(script);
+                return;
+            }
+        }
+    });
+    let script = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the demo prints its walk-through");
+
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("\"x-auth-user\": \"demo\""),
+        "proxied call: {text}"
+    );
+    assert!(
+        text.contains("www-authenticate: Bearer realm=\"portcullis\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("The access token has been revoked"),
+        "after logout: {text}"
+    );
+    assert_eq!(
+        text.matches("\"access_token\"").count(),
+        2,
+        "login and refresh: {text}"
+    );
+}

@@ -1,0 +1,10 @@
+//! The one integration-test binary: a real gateway on 127.0.0.1:0, a real upstream, real TLS
+//! (a rustls client) and real sockets. One file per SPEC section.
+
+mod support;
+
+mod auth;
+mod cli;
+mod proxy;
+mod security;
+mod token;

@@ -1,0 +1,217 @@
+//! SPEC §3: forwarding, header rewriting, streaming bodies, upstream failures.
+
+use std::time::Duration;
+
+use http::Request;
+
+use crate::support::upstream::{pattern_body, pattern_sha256, MockUpstream};
+use crate::support::{tls_client, Options, TestGateway, ALICE};
+
+#[tokio::test]
+async fn identity_reaches_the_upstream_and_spoofed_identity_does_not() {
+    let upstream = MockUpstream::start().await;
+    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let tokens = gw.login(ALICE).await;
+    let (_, claims) = crate::support::decode_parts(&tokens.access);
+
+    let req = Request::get("/api/items?page=2")
+        .header("authorization", format!("Bearer {}", tokens.access))
+        .header("x-auth-user", "root")
+        .header("X-Auth-Roles", "admin")
+        .header("x-auth-session", "forged")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-request-id", "client-id-42")
+        .header("connection", "x-drop-me")
+        .header("x-drop-me", "1")
+        .header("x-kept", "yes")
+        .body(crate::support::empty())
+        .unwrap();
+    let reply = gw.send(req).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    let got = upstream.last();
+    let h = |name: &str| {
+        got.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        got.uri.path_and_query().unwrap().as_str(),
+        "/api/items?page=2"
+    );
+    assert_eq!(h("x-auth-user").as_deref(), Some(ALICE.0));
+    assert_eq!(h("x-auth-roles").as_deref(), Some("user"));
+    assert_eq!(h("x-auth-session").as_deref(), claims["sid"].as_str());
+    assert_eq!(got.headers.get_all("x-auth-user").iter().count(), 1);
+    assert_eq!(
+        h("x-forwarded-for").as_deref(),
+        Some("203.0.113.9, 127.0.0.1")
+    );
+    assert_eq!(h("x-forwarded-proto").as_deref(), Some("https"));
+    assert_eq!(
+        h("x-forwarded-host"),
+        Some(format!("localhost:{}", gw.addr.port()))
+    );
+    assert_eq!(
+        h("host"),
+        Some(format!("localhost:{}", gw.addr.port())),
+        "preserve_host"
+    );
+    assert_eq!(h("x-request-id").as_deref(), Some("client-id-42"));
+    assert_eq!(h("x-drop-me"), None, "named in Connection");
+    assert_eq!(h("x-kept").as_deref(), Some("yes"));
+    assert!(
+        h("authorization").is_some(),
+        "forward_authorization defaults to true"
+    );
+
+    // The response: hop-by-hop headers gone, request id and token lifetime added.
+    assert_eq!(reply.header("x-hop"), None);
+    assert_eq!(reply.header("x-request-id"), Some("client-id-42"));
+    let left: u64 = reply.header("x-token-expires-in").unwrap().parse().unwrap();
+    assert!((890..=900).contains(&left), "{left}");
+}
+
+#[tokio::test]
+async fn strip_prefix_and_forward_authorization_off() {
+    let upstream = MockUpstream::start().await;
+    let routes = "[[routes]]\nname = \"svc\"\npath_prefix = \"/svc\"\nstrip_prefix = true\n\
+                  preserve_host = false\nforward_authorization = false\n\
+                  upstreams = [\"http://{upstream}/base\"]\n";
+    let gw = TestGateway::start(
+        upstream.addr,
+        Options {
+            routes: routes.to_owned(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let tokens = gw.login(ALICE).await;
+    assert_eq!(
+        gw.get("/svc/a/b?q=1", Some(&tokens.access)).await.status,
+        200
+    );
+    let got = upstream.last();
+    assert_eq!(got.uri.path_and_query().unwrap().as_str(), "/base/a/b?q=1");
+    assert!(got.headers.get("authorization").is_none());
+    assert_eq!(
+        got.headers["host"].to_str().unwrap(),
+        upstream.addr.to_string()
+    );
+    assert_eq!(gw.get("/svcx", Some(&tokens.access)).await.status, 404);
+}
+
+#[tokio::test]
+async fn twenty_megabytes_stream_each_way_intact() {
+    const SIZE: usize = 20 * 1024 * 1024;
+    let upstream = MockUpstream::start().await;
+    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let tokens = gw.login(ALICE).await;
+
+    let req = Request::post("/upload")
+        .header("authorization", format!("Bearer {}", tokens.access))
+        .body(pattern_body(SIZE))
+        .unwrap();
+    let reply = gw.send(req).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let json = reply.json();
+    assert_eq!(json["len"], SIZE);
+    assert_eq!(json["sha256"], pattern_sha256(SIZE));
+
+    let reply = gw
+        .get(&format!("/download/{SIZE}"), Some(&tokens.access))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.len(), SIZE);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &reply.body);
+    assert_eq!(
+        crate::support::upstream::hex(digest.as_ref()),
+        pattern_sha256(SIZE)
+    );
+}
+
+#[tokio::test]
+async fn http2_is_negotiated_with_alpn() {
+    let upstream = MockUpstream::start().await;
+    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let tokens = gw.login(ALICE).await;
+    let h2 = tls_client(true);
+    let req = Request::get("/h2")
+        .header("authorization", format!("Bearer {}", tokens.access))
+        .body(crate::support::empty())
+        .unwrap();
+    let reply = crate::support::send_with(&h2, &gw, req).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.version, http::Version::HTTP_2);
+    assert_eq!(upstream.last().headers["x-auth-user"], ALICE.0);
+    assert_eq!(
+        upstream.last().headers["host"].to_str().unwrap(),
+        format!("localhost:{}", gw.addr.port()),
+        "the :authority becomes Host"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_502_and_a_slow_one_504() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+        // dropped here: nothing listens on that port any more
+    };
+    let gw = TestGateway::start(dead, Options::default()).await;
+    let tokens = gw.login(ALICE).await;
+    let reply = gw.get("/x", Some(&tokens.access)).await;
+    assert_eq!(reply.status, 502);
+    assert_eq!(reply.json()["error"], "bad_gateway");
+
+    let upstream = MockUpstream::start().await;
+    let routes = "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\ntimeout = \"1s\"\n\
+                  upstreams = [\"http://{upstream}\"]\n";
+    let gw = TestGateway::start(
+        upstream.addr,
+        Options {
+            routes: routes.to_owned(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let tokens = gw.login(ALICE).await;
+    let started = std::time::Instant::now();
+    let reply = gw.get("/slow", Some(&tokens.access)).await;
+    assert_eq!(reply.status, 504);
+    assert_eq!(reply.json()["error"], "gateway_timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "did not wait for the upstream"
+    );
+}
+
+#[tokio::test]
+async fn unsafe_paths_never_reach_a_route() {
+    let upstream = MockUpstream::start().await;
+    let routes = "[[routes]]\nname = \"pub\"\npath_prefix = \"/public\"\nauth = \"public\"\n\
+                  upstreams = [\"http://{upstream}\"]\n\n\
+                  [[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n";
+    let gw = TestGateway::start(
+        upstream.addr,
+        Options {
+            routes: routes.to_owned(),
+            ..Options::default()
+        },
+    )
+    .await;
+    for path in [
+        "/public/../private",
+        "/public/%2e%2e/private",
+        "/public/%2E%2E/private",
+        "/public%2f..%2fprivate",
+        "/public/..%2fprivate",
+        "//public/x",
+        "/public//x",
+        "/public/./x",
+    ] {
+        let reply = gw.get(path, None).await;
+        assert_eq!(reply.status, 400, "{path}");
+    }
+    assert_eq!(upstream.count(), 0);
+}

@@ -1,0 +1,354 @@
+//! Fixtures: `TestGateway` (a gateway on an ephemeral port, shut down on drop), a rustls
+//! client that trusts the gateway's test certificate, and helpers to mint and read tokens.
+
+pub(crate) mod upstream;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use portcullis::config::Config;
+use portcullis::state::{Shared, Snapshot};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub(crate) const ALICE: (&str, &str) = ("alice", "alice-correct-horse");
+pub(crate) const BOB: (&str, &str) = ("bob", "bob-battery-staple");
+
+/// Key material made once per test run (RSA key generation is slow).
+pub(crate) struct Material {
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
+    pub(crate) signing_pem: String,
+    pub(crate) users_toml: String,
+}
+
+pub(crate) fn material() -> &'static Material {
+    static MATERIAL: OnceLock<Material> = OnceLock::new();
+    MATERIAL.get_or_init(|| {
+        let (cert_pem, key_pem) =
+            portcullis::keygen::self_signed(&["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap();
+        let hash = |p: &str| portcullis::login::hash_password(p.as_bytes());
+        let users_toml = format!(
+            "[[users]]\nname = \"{}\"\npassword_hash = \"{}\"\nroles = [\"user\"]\n\n\
+             [[users]]\nname = \"{}\"\npassword_hash = \"{}\"\nroles = [\"admin\", \"user\"]\n",
+            ALICE.0,
+            hash(ALICE.1),
+            BOB.0,
+            hash(BOB.1)
+        );
+        Material {
+            cert_pem,
+            key_pem,
+            signing_pem: portcullis::keygen::signing_key_pem().unwrap(),
+            users_toml,
+        }
+    })
+}
+
+/// What to put in a test gateway's configuration beyond the defaults.
+#[derive(Default)]
+pub(crate) struct Options {
+    /// Extra lines in `[tokens]`, e.g. `access_ttl = "1s"`.
+    pub(crate) tokens: &'static str,
+    /// Extra lines in `[server]`.
+    pub(crate) server: &'static str,
+    /// `[[routes]]` tables; `{upstream}` is replaced by the upstream's address. Empty: one
+    /// route `/` → the upstream, auth required.
+    pub(crate) routes: String,
+}
+
+pub(crate) struct TestGateway {
+    pub(crate) addr: SocketAddr,
+    _dir: TempDir,
+    pub(crate) client:
+        Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestGateway {
+    pub(crate) async fn start(upstream: SocketAddr, options: Options) -> Self {
+        let m = material();
+        let dir = TempDir::new();
+        std::fs::write(dir.path().join("gateway.crt"), &m.cert_pem).unwrap();
+        portcullis::keygen::write_private(&dir.path().join("gateway.key"), m.key_pem.as_bytes())
+            .unwrap();
+        portcullis::keygen::write_private(
+            &dir.path().join("signing.pem"),
+            m.signing_pem.as_bytes(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("users.toml"), &m.users_toml).unwrap();
+        let routes = if options.routes.is_empty() {
+            "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n"
+                .to_owned()
+        } else {
+            options.routes.clone()
+        };
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"gateway.crt\"\n\
+             tls_key = \"gateway.key\"\n{}\n\
+             [tokens]\nsigning_key = \"signing.pem\"\nleeway = \"0s\"\n{}\n\
+             [login]\nusers_file = \"users.toml\"\n\n{}",
+            options.server,
+            options.tokens,
+            routes.replace("{upstream}", &upstream.to_string())
+        );
+        let path = dir.path().join("portcullis.toml");
+        std::fs::write(&path, &text).unwrap();
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let snapshot = Snapshot::build(config).unwrap();
+        let shared = Shared::new(snapshot);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(portcullis::server::serve(listener, shared.clone(), async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            _dir: dir,
+            client: tls_client(false),
+            shutdown: Some(tx),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// Sends `req` (its URI is a path) and returns status, headers and the whole body.
+    pub(crate) async fn send(&self, req: Request<BoxBody<Bytes, hyper::Error>>) -> Reply {
+        send_with(&self.client, self, req).await
+    }
+
+    pub(crate) async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+        let mut req = Request::get(path);
+        if let Some(token) = bearer {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(req.body(empty()).unwrap()).await
+    }
+
+    /// `POST` a form to the token endpoint.
+    pub(crate) async fn token(&self, form: &str) -> Reply {
+        let req = Request::post("/api/oauth2/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(full(form.to_owned()))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// Logs in with the seed API's spelling; panics unless it succeeds.
+    pub(crate) async fn login(&self, (user, password): (&str, &str)) -> Tokens {
+        let reply = self
+            .token(&format!(
+                "grantType=Password&userName={user}&password={password}"
+            ))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        Tokens::from(&reply)
+    }
+
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.token(&format!(
+            "grant_type=refresh_token&refresh_token={refresh_token}"
+        ))
+        .await
+    }
+
+    pub(crate) async fn logout(&self, access: &str) -> Reply {
+        let req = Request::post("/api/oauth2/logout")
+            .header("authorization", format!("Bearer {access}"))
+            .body(empty())
+            .unwrap();
+        self.send(req).await
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub(crate) async fn send_with(
+    client: &Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>>,
+    gw: &TestGateway,
+    mut req: Request<BoxBody<Bytes, hyper::Error>>,
+) -> Reply {
+    *req.uri_mut() = gw.url(&req.uri().to_string()).parse().unwrap();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
+        .await
+        .expect("the gateway answers within 30 s")
+        .expect("the request reaches the gateway");
+    Reply::read(response).await
+}
+
+/// A rustls client that trusts only the test certificate; `http2_only` forces HTTP/2 via ALPN.
+pub(crate) fn tls_client(
+    http2_only: bool,
+) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let cert =
+        rustls::pki_types::pem::PemObject::from_pem_slice(material().cert_pem.as_bytes()).unwrap();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only();
+    let connector = if http2_only {
+        builder.enable_http2().build()
+    } else {
+        builder.enable_http1().enable_http2().build()
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    client.http2_only(http2_only);
+    client.build(connector)
+}
+
+pub(crate) fn full(body: impl Into<Bytes>) -> BoxBody<Bytes, hyper::Error> {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub(crate) fn empty() -> BoxBody<Bytes, hyper::Error> {
+    full(Bytes::new())
+}
+
+/// A whole response.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) version: http::Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Reply {
+    pub(crate) async fn read(response: Response<hyper::body::Incoming>) -> Self {
+        let (parts, body) = response.into_parts();
+        Self {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: not JSON: {}", self.text()))
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Asserts an RFC 6749 error: `status` and `error`.
+    pub(crate) fn assert_oauth_error(&self, status: u16, error: &str) {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(self.json()["error"], error, "{}", self.text());
+        assert!(self.json()["error_description"].is_string());
+    }
+}
+
+/// A token pair from a successful token response.
+#[derive(Clone, Debug)]
+pub(crate) struct Tokens {
+    pub(crate) access: String,
+    pub(crate) refresh: String,
+}
+
+impl From<&Reply> for Tokens {
+    fn from(reply: &Reply) -> Self {
+        let json = reply.json();
+        Self {
+            access: json["access_token"].as_str().unwrap().to_owned(),
+            refresh: json["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+/// The decoded (unverified) header and claims of a JWT.
+pub(crate) fn decode_parts(jwt: &str) -> (Value, Value) {
+    let mut parts = jwt.split('.');
+    let mut next = || -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap()
+    };
+    (next(), next())
+}
+
+/// A private temporary folder, removed on drop.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("portcullis-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Everything the crate logged during the test run, for the "never logged" checks.
+pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let writer = CaptureWriter(logs.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .try_init();
+        logs
+    })
+    .clone()
+}
+
+#[derive(Clone)]
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

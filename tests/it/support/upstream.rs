@@ -1,0 +1,141 @@
+//! `MockUpstream`: a real HTTP/1.1 server on 127.0.0.1:0 that records what the gateway sent
+//! and answers by path:
+//!
+//! - `/download/N`: N bytes of a fixed pattern, streamed in 64 KiB chunks;
+//! - `/upload`: reads the body and answers `{"len": n, "sha256": hex}`;
+//! - `/slow`: answers after 3 s;
+//! - `/upstream-401`: a 401 with the upstream's own challenge;
+//! - anything else: `200 ok`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::{HeaderMap, Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// What the upstream received.
+#[derive(Clone, Debug)]
+pub(crate) struct Received {
+    pub(crate) uri: http::Uri,
+    pub(crate) headers: HeaderMap,
+}
+
+pub(crate) struct MockUpstream {
+    pub(crate) addr: SocketAddr,
+    pub(crate) received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl MockUpstream {
+    pub(crate) async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let log = log.clone();
+                        async move { Ok::<_, Infallible>(answer(req, &log).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, received }
+    }
+
+    /// The last request the upstream received.
+    pub(crate) fn last(&self) -> Received {
+        self.received
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the upstream got a request")
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    log: &Mutex<Vec<Received>>,
+) -> Response<BoxBody<Bytes, hyper::Error>> {
+    log.lock().unwrap().push(Received {
+        uri: req.uri().clone(),
+        headers: req.headers().clone(),
+    });
+    let path = req.uri().path().to_owned();
+    if let Some(n) = path.strip_prefix("/download/") {
+        let total: usize = n.parse().unwrap();
+        return Response::new(pattern_body(total));
+    }
+    match path.as_str() {
+        "/upload" => {
+            let mut body = req.into_body();
+            let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            let mut len = 0usize;
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    len += data.len();
+                    ctx.update(&data);
+                }
+            }
+            let json = serde_json::json!({"len": len, "sha256": hex(ctx.finish().as_ref())});
+            Response::new(super::full(json.to_string()))
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Response::new(super::full("slow"))
+        }
+        "/upstream-401" => Response::builder()
+            .status(401)
+            .header("www-authenticate", "Basic realm=\"upstream\"")
+            .body(super::full("upstream says no"))
+            .unwrap(),
+        _ => Response::builder()
+            .header("connection", "x-hop")
+            .header("x-hop", "must not reach the client")
+            .body(super::full("ok"))
+            .unwrap(),
+    }
+}
+
+/// `total` bytes of `i % 251`, streamed in 64 KiB chunks.
+pub(crate) fn pattern_body(total: usize) -> BoxBody<Bytes, hyper::Error> {
+    const CHUNK: usize = 64 * 1024;
+    let chunks = (0..total.div_ceil(CHUNK)).map(move |i| {
+        let start = i * CHUNK;
+        let end = (start + CHUNK).min(total);
+        let data: Vec<u8> = (start..end).map(|j| (j % 251) as u8).collect();
+        Ok::<_, hyper::Error>(Frame::data(Bytes::from(data)))
+    });
+    StreamBody::new(stream::iter(chunks)).boxed()
+}
+
+pub(crate) fn pattern_sha256(total: usize) -> String {
+    let data: Vec<u8> = (0..total).map(|j| (j % 251) as u8).collect();
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &data).as_ref())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
