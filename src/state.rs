@@ -42,7 +42,7 @@ impl Snapshot {
         let keys = KeySet::load(t.algorithm, &t.signing_key, &t.verify_keys)
             .map_err(|e| {
                 issues.push(ConfigIssue::new(
-                    key_of(&e),
+                    key_of(&e, &t.signing_key),
                     crate::telemetry::error_chain(&e),
                 ))
             })
