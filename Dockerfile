@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# portcullis: multi-stage build → slim runtime, non-root, health check on the admin listener.
+#
+#   docker build -t portcullis .
+#   portcullis init --dir ./deploy            # certificates, signing key, config, first user
+#   docker run -p 8443:8443 -v "$PWD/deploy:/etc/portcullis" portcullis
+#
+# The mounted folder holds config/portcullis.toml and certs/ as `portcullis init` lays them out.
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+# Dependencies first, so that source edits do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+COPY config/portcullis.toml config/portcullis.toml
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+COPY src src
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked \
+    && install -D -m 0755 target/release/portcullis /out/portcullis
+
+FROM debian:bookworm-slim
+RUN groupadd --system --gid 10001 portcullis \
+    && useradd --system --uid 10001 --gid portcullis --home-dir /var/lib/portcullis \
+        --create-home portcullis \
+    && mkdir -p /etc/portcullis
+COPY --from=build /out/portcullis /usr/local/bin/portcullis
+USER 10001:10001
+WORKDIR /var/lib/portcullis
+ENV PORTCULLIS_CONFIG=/etc/portcullis/config/portcullis.toml
+EXPOSE 8443
+# The admin listener is loopback-only by default; the check runs inside the container.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9901 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
+ENTRYPOINT ["/usr/local/bin/portcullis"]
+CMD ["serve"]
