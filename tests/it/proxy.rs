@@ -215,3 +215,43 @@ async fn unsafe_paths_never_reach_a_route() {
     }
     assert_eq!(upstream.count(), 0);
 }
+
+#[tokio::test]
+async fn tls_false_serves_plain_http() {
+    use http_body_util::BodyExt;
+    let upstream = MockUpstream::start().await;
+    let gw = TestGateway::start(
+        upstream.addr,
+        Options {
+            server: "tls = false",
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let form = format!(
+        "grant_type=password&username={}&password={}",
+        ALICE.0, ALICE.1
+    );
+    let req = Request::post(format!(
+        "http://127.0.0.1:{}/api/oauth2/token",
+        gw.addr.port()
+    ))
+    .header("content-type", "application/x-www-form-urlencoded")
+    .body(http_body_util::Full::new(bytes::Bytes::from(form)))
+    .unwrap();
+    let response = client.request(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let req = Request::get(format!("http://127.0.0.1:{}/x", gw.addr.port()))
+        .header(
+            "authorization",
+            format!("Bearer {}", json["access_token"].as_str().unwrap()),
+        )
+        .body(http_body_util::Full::default())
+        .unwrap();
+    assert_eq!(client.request(req).await.unwrap().status(), 200);
+    assert_eq!(upstream.last().headers["x-forwarded-proto"], "http");
+}
