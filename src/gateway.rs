@@ -1,6 +1,7 @@
 //! The hyper service: every request passes through here, and every request gets a response.
 //!
-//! Phases, in order: request id → the gateway's own endpoints, else path check and route match
+//! Phases, in order: request id → the gateway's own endpoints (token, logout, revoke,
+//! introspect, JWKS, metadata), else path check and route match
 //! → authenticate → authorize → forward (rewrite request, call upstream, rewrite response) →
 //! access log. `handle` never fails: `handle_inner` returns `Result<_, Rejection>` and the
 //! rejection is rendered here, in one place. An `Err` reaching hyper would close the connection
@@ -73,6 +74,18 @@ async fn handle_inner(
     }
     if path == endpoints.logout {
         return token::handle_logout(ctx, req).await;
+    }
+    if path == endpoints.revoke {
+        return token::handle_revoke(ctx, req).await;
+    }
+    if path == endpoints.introspect {
+        return token::handle_introspect(ctx, req).await;
+    }
+    if path == endpoints.jwks {
+        return token::discovery::handle_jwks(ctx, &req);
+    }
+    if path == endpoints.metadata {
+        return token::discovery::handle_metadata(ctx, &req);
     }
 
     route::check_path(path)?;

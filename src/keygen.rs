@@ -18,13 +18,41 @@ pub fn self_signed(hosts: &[String]) -> Result<(String, String), KeygenError> {
 
 /// A new RSA-2048 private key as PKCS#8 PEM.
 pub fn signing_key_pem() -> Result<String, KeygenError> {
-    let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeygenError::Rsa)?;
-    let der =
-        AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(|_| KeygenError::Rsa)?;
-    Ok(pem::encode(&pem::Pem::new(
-        "PRIVATE KEY",
-        der.as_ref().to_vec(),
-    )))
+    signing_key_pem_for(jsonwebtoken::Algorithm::RS512)
+}
+
+/// A new private key (PKCS#8 PEM) of the type `algorithm` signs with: RSA-2048, P-256, P-384
+/// or Ed25519.
+pub fn signing_key_pem_for(algorithm: jsonwebtoken::Algorithm) -> Result<String, KeygenError> {
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+        ECDSA_P384_SHA384_FIXED_SIGNING,
+    };
+    use jsonwebtoken::Algorithm;
+    let failed = |_| KeygenError::Key(algorithm);
+    let der: Vec<u8> = match algorithm {
+        Algorithm::ES256 | Algorithm::ES384 => {
+            let alg = if algorithm == Algorithm::ES256 {
+                &ECDSA_P256_SHA256_FIXED_SIGNING
+            } else {
+                &ECDSA_P384_SHA384_FIXED_SIGNING
+            };
+            let pair = EcdsaKeyPair::generate(alg).map_err(failed)?;
+            pair.to_pkcs8v1().map_err(failed)?.as_ref().to_vec()
+        }
+        Algorithm::EdDSA => {
+            let pair = Ed25519KeyPair::generate().map_err(failed)?;
+            pair.to_pkcs8().map_err(failed)?.as_ref().to_vec()
+        }
+        _ => {
+            let pair = KeyPair::generate(KeySize::Rsa2048).map_err(failed)?;
+            AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec()
+        }
+    };
+    Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der)))
 }
 
 /// Writes `contents` to a new file at `path` readable by its owner only (mode 0600),
@@ -48,6 +76,6 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 pub enum KeygenError {
     #[error("cannot generate the certificate")]
     Cert(#[source] rcgen::Error),
-    #[error("cannot generate the RSA key")]
-    Rsa,
+    #[error("cannot generate a {0:?} key")]
+    Key(jsonwebtoken::Algorithm),
 }

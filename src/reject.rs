@@ -5,6 +5,7 @@
 //! (no `_` arm) so a new error variant cannot slip through unmapped. Internal detail never
 //! reaches the body: `cause` goes to the access log only.
 
+use std::borrow::Cow;
 use std::fmt::Display;
 
 use http::header::{ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -26,17 +27,39 @@ pub struct Rejection {
     pub status: StatusCode,
     /// The JSON body's `error`.
     pub error: &'static str,
-    pub description: &'static str,
-    /// `WWW-Authenticate` value, for 401 and 403.
-    pub challenge: Option<String>,
-    pub retry_after: Option<u64>,
+    pub description: Cow<'static, str>,
+    /// `WWW-Authenticate`, for 401 and 403.
+    pub challenge: Option<Challenge>,
+    pub retry_after: Option<u32>,
     pub allow: Option<&'static str>,
     /// Token endpoint responses carry `Cache-Control: no-store`.
     pub no_store: bool,
     /// Ask HTTP/1 clients to close the connection after this response.
     pub close: bool,
     /// Internal detail for the log; never sent.
-    pub cause: Option<String>,
+    pub cause: Option<Box<str>>,
+}
+
+/// The `WWW-Authenticate` challenges of SPEC §2.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Challenge {
+    /// No credentials: `Bearer realm="portcullis"`.
+    Bare,
+    /// `error="invalid_token"` with this description.
+    InvalidToken(&'static str),
+    InsufficientScope,
+}
+
+impl Challenge {
+    pub fn header_value(self) -> String {
+        match self {
+            Self::Bare => REALM.to_owned(),
+            Self::InvalidToken(description) => {
+                format!("{REALM}, error=\"invalid_token\", error_description=\"{description}\"")
+            }
+            Self::InsufficientScope => format!("{REALM}, error=\"insufficient_scope\""),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -46,11 +69,15 @@ struct ErrorBody<'a> {
 }
 
 impl Rejection {
-    fn new(status: StatusCode, error: &'static str, description: &'static str) -> Self {
+    fn new(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             status,
             error,
-            description,
+            description: description.into(),
             challenge: None,
             retry_after: None,
             allow: None,
@@ -74,7 +101,7 @@ impl Rejection {
     /// A failure that is our fault (a panicked blocking task, a key that cannot sign).
     pub fn internal(cause: impl Display) -> Self {
         Self {
-            cause: Some(cause.to_string()),
+            cause: Some(cause.to_string().into()),
             ..Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -86,14 +113,16 @@ impl Rejection {
     pub fn into_response(self) -> Response<Body> {
         let json = serde_json::to_vec(&ErrorBody {
             error: self.error,
-            error_description: self.description,
+            error_description: &self.description,
         })
         .unwrap_or_default();
         let mut response = Response::new(body::full(json));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::try_from(c).ok()) {
+        if let Some(challenge) =
+            (self.challenge).and_then(|c| HeaderValue::try_from(c.header_value()).ok())
+        {
             headers.insert(WWW_AUTHENTICATE, challenge);
         }
         if let Some(secs) = self.retry_after {
@@ -115,15 +144,13 @@ impl Rejection {
 impl From<AuthError> for Rejection {
     fn from(e: AuthError) -> Self {
         let invalid = |description: &'static str| Rejection {
-            challenge: Some(format!(
-                "{REALM}, error=\"invalid_token\", error_description=\"{description}\""
-            )),
-            cause: Some(e.to_string()),
+            challenge: Some(Challenge::InvalidToken(description)),
+            cause: Some(e.to_string().into()),
             ..Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
         };
         match e {
             AuthError::Missing => Rejection {
-                challenge: Some(REALM.to_owned()),
+                challenge: Some(Challenge::Bare),
                 ..Rejection::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
@@ -133,7 +160,7 @@ impl From<AuthError> for Rejection {
             AuthError::Expired => invalid("The access token expired"),
             AuthError::Invalid(reason) => invalid(reason.description()),
             AuthError::InsufficientScope => Rejection {
-                challenge: Some(format!("{REALM}, error=\"insufficient_scope\"")),
+                challenge: Some(Challenge::InsufficientScope),
                 ..Rejection::new(
                     StatusCode::FORBIDDEN,
                     "insufficient_scope",
@@ -146,21 +173,36 @@ impl From<AuthError> for Rejection {
 
 impl From<OAuthError> for Rejection {
     fn from(e: OAuthError) -> Self {
-        let (status, error, description) = match e {
-            OAuthError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
+        let (status, error, description): (_, _, Cow<'static, str>) = match e {
+            OAuthError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d.into()),
             OAuthError::UnsupportedGrantType => (
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                "The grant type is not supported; use password or refresh_token",
+                "The grant type is not supported; use password or refresh_token".into(),
             ),
-            OAuthError::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d),
+            OAuthError::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d.into()),
             OAuthError::BodyTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
-                "The request body is larger than 16 KiB",
+                "The request body is larger than 16 KiB".into(),
+            ),
+            OAuthError::TooManyFailures { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_grant",
+                format!("Too many failed logins; try again in {retry_after} seconds").into(),
             ),
         };
+        let retry_after = match e {
+            OAuthError::TooManyFailures { retry_after } => {
+                Some(u32::try_from(retry_after).unwrap_or(u32::MAX))
+            }
+            OAuthError::InvalidRequest(_)
+            | OAuthError::UnsupportedGrantType
+            | OAuthError::InvalidGrant(_)
+            | OAuthError::BodyTooLarge => None,
+        };
         Rejection {
+            retry_after,
             no_store: true,
             close: status == StatusCode::PAYLOAD_TOO_LARGE,
             ..Rejection::new(status, error, description)
@@ -193,7 +235,7 @@ impl From<ProxyError> for Rejection {
             ),
         };
         Rejection {
-            cause: Some(crate::telemetry::error_chain(&e)),
+            cause: Some(crate::telemetry::error_chain(&e).into()),
             ..Rejection::new(status, error, description)
         }
     }
@@ -224,7 +266,7 @@ impl From<StoreError> for Rejection {
         Rejection {
             retry_after: Some(1),
             no_store: true,
-            cause: Some(crate::telemetry::error_chain(&e)),
+            cause: Some(crate::telemetry::error_chain(&e).into()),
             ..Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
@@ -314,12 +356,20 @@ mod tests {
             (OAuthError::BAD_CREDENTIALS, 400, "invalid_grant"),
             (OAuthError::BAD_REFRESH, 400, "invalid_grant"),
             (OAuthError::BodyTooLarge, 413, "invalid_request"),
+            (
+                OAuthError::TooManyFailures { retry_after: 7 },
+                429,
+                "invalid_grant",
+            ),
         ];
         for (e, status, code) in cases {
             let (s, challenge, body) = render(e.into()).await;
             assert_eq!((s.as_u16(), body["error"].as_str()), (status, Some(code)));
             assert!(challenge.is_none());
         }
+        let response =
+            Rejection::from(OAuthError::TooManyFailures { retry_after: 7 }).into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "7");
     }
 
     #[tokio::test]

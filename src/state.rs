@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub keys: KeySet,
     pub users: Users,
     pub router: Router,
+    /// The JWKS document, rendered once.
+    pub jwks: bytes::Bytes,
     pub access_validation: Validation,
     pub refresh_validation: Validation,
     /// `None` when `server.tls = false`.
@@ -65,6 +67,7 @@ impl Snapshot {
         Ok(Snapshot {
             access_validation: validation(&keys, ACCESS_AUDIENCE, &t.issuer, t.leeway),
             refresh_validation: validation(&keys, REFRESH_AUDIENCE, &t.issuer, t.leeway),
+            jwks: crate::token::discovery::jwks(&keys),
             users: Users::new(&config.users),
             router: Router::new(&config.routes),
             keys,
@@ -81,7 +84,7 @@ fn key_of(e: &KeyError, signing_key: &std::path::Path) -> &'static str {
         KeyError::Read(path, _)
         | KeyError::Permissions(path, _)
         | KeyError::Parse(path)
-        | KeyError::TooShort(path) => {
+        | KeyError::WrongType(path, _) => {
             if path == signing_key {
                 "tokens.signing_key"
             } else {
@@ -96,6 +99,8 @@ fn key_of(e: &KeyError, signing_key: &std::path::Path) -> &'static str {
 pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
     pub sessions: SessionStore,
+    pub throttle: crate::login::LoginThrottle,
+    pub replays: crate::token::ReplayCache,
     /// Present when serving TLS; the acceptor resolves certificates through it.
     pub certs: Option<Arc<tls::CertResolver>>,
 }
@@ -109,6 +114,8 @@ impl Shared {
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             sessions: SessionStore::Memory(MemoryStore::new()),
+            throttle: Default::default(),
+            replays: Default::default(),
             certs,
         })
     }

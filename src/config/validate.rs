@@ -221,10 +221,6 @@ fn endpoints(c: &mut Checker, raw: raw::Endpoints) -> Endpoints {
         ("jwks", &e.jwks),
         ("metadata", &e.metadata),
     ];
-    c.notice(
-        "endpoints",
-        "revoke, introspect, jwks and metadata are not served yet in this version",
-    );
     let mut seen = HashSet::new();
     for (name, path) in all {
         if !seen.insert(path.as_str()) {
@@ -288,12 +284,6 @@ fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
         if ttl < Duration::from_secs(1) && !unparsed {
             c.issue(key, "must be at least 1s");
         }
-    }
-    if !refresh_grace.is_zero() {
-        c.notice(
-            "tokens.refresh_grace",
-            "not honoured yet in this version: refresh tokens are strictly single use",
-        );
     }
     TokensConfig {
         issuer,
@@ -359,10 +349,6 @@ fn login(c: &mut Checker, raw: raw::Login) -> LoginConfig {
         lockout: c.span("login.lockout", raw.lockout.as_deref(), "15m"),
         users_file: c.optional_path(raw.users_file),
     };
-    c.notice(
-        "login.max_failures",
-        "failed-login limits are parsed but not enforced in this version",
-    );
     cfg
 }
 

@@ -1,7 +1,7 @@
-//! Who may log in: the user table and password verification.
+//! Who may log in: the user table, password verification and failed-login throttling.
 
+mod throttle;
 mod users;
 
-pub use users::hash_password;
-
-pub use users::{Users, VerifiedUser};
+pub use throttle::{Limits, Locked, LoginThrottle};
+pub use users::{hash_password, Users, VerifiedUser};

@@ -11,6 +11,9 @@ pub enum OAuthError {
     InvalidGrant(&'static str),
     #[error("request body too large")]
     BodyTooLarge,
+    /// The user name or client address is locked out for `retry_after` more seconds.
+    #[error("too many failed logins")]
+    TooManyFailures { retry_after: u64 },
 }
 
 impl OAuthError {

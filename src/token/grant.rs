@@ -97,41 +97,55 @@ impl Params {
 
 /// Parses a token request body of `kind`.
 pub fn parse(kind: BodyKind, body: &Bytes) -> Result<Grant, OAuthError> {
-    let params = match kind {
-        BodyKind::Form => parse_form(body)?,
-        BodyKind::Json => parse_json(body)?,
-    };
+    let mut params = Params::default();
+    for (name, value) in fields(kind, body)? {
+        params.set(&name, value)?;
+    }
     into_grant(params)
 }
 
-fn parse_form(body: &[u8]) -> Result<Params, OAuthError> {
-    let mut params = Params::default();
-    for (name, value) in form_urlencoded::parse(body) {
-        params.set(&name, value.into_owned())?;
+/// The name/value pairs of a form or JSON object body. JSON values that are strings, booleans
+/// or numbers become text; `null`, arrays and objects are skipped.
+pub fn fields(kind: BodyKind, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+    match kind {
+        BodyKind::Form => Ok(form_urlencoded::parse(body).into_owned().collect()),
+        BodyKind::Json => {
+            let object: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(body)
+                    .map_err(|_| OAuthError::InvalidRequest("The body is not a JSON object"))?;
+            let mut out = Vec::with_capacity(object.len());
+            for (name, value) in object {
+                let text = match value {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    // Unknown parameters may hold anything (RFC 6749 §3.2); a known one given as
+                    // an array or object then counts as missing.
+                    _ => continue,
+                };
+                out.push((name, text));
+            }
+            Ok(out)
+        }
     }
-    Ok(params)
 }
 
-fn parse_json(body: &[u8]) -> Result<Params, OAuthError> {
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
-        .map_err(|_| OAuthError::InvalidRequest("The body is not a JSON object"))?;
-    let mut params = Params::default();
-    for (name, value) in object {
-        let text = match value {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Bool(b) => b.to_string(),
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Null => continue,
-            _ if params.slot(&name).is_none() => continue,
-            _ => {
-                return Err(OAuthError::InvalidRequest(
-                    "A parameter value is not a string",
-                ))
-            }
-        };
-        params.set(&name, text)?;
+/// The one value of parameter `name`; `Ok(None)` if absent, an error if repeated.
+pub fn single<'a>(
+    fields: &'a [(String, String)],
+    name: &str,
+) -> Result<Option<&'a str>, OAuthError> {
+    let mut values = fields
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(OAuthError::InvalidRequest(
+            "A parameter is given more than once",
+        ));
     }
-    Ok(params)
+    Ok(first)
 }
 
 fn into_grant(p: Params) -> Result<Grant, OAuthError> {

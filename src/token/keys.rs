@@ -2,14 +2,18 @@
 //!
 //! The `kid` of a key is the upper-case hex SHA-1 of its DER SubjectPublicKeyInfo, as the seed
 //! API computes it. Key material lives in the snapshot, never in a global, so a reload can
-//! rotate it.
+//! rotate it. Every algorithm of SPEC §4.2 is supported, each with its key type: RSA (≥ 2048
+//! bits) for RS*/PS*, P-256 for ES256, P-384 for ES384, Ed25519 for EdDSA.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa;
-use aws_lc_rs::signature::KeyPair as _;
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair as _,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
@@ -24,13 +28,64 @@ pub struct KeySet {
     public: Vec<PublicKey>,
 }
 
-/// What a JWKS entry needs of an RSA public key.
+/// A verification key as a JWKS entry describes it (RFC 7517, RFC 7518 §6).
 #[derive(Clone, Debug)]
 pub struct PublicKey {
     pub kid: String,
-    /// Base64url modulus and exponent (RFC 7518 §6.3.1).
-    pub n: String,
-    pub e: String,
+    pub params: KeyParams,
+}
+
+/// The public parameters of a key, base64url without padding.
+#[derive(Clone, Debug)]
+pub enum KeyParams {
+    Rsa {
+        n: String,
+        e: String,
+    },
+    Ec {
+        crv: &'static str,
+        x: String,
+        y: String,
+    },
+    Okp {
+        crv: &'static str,
+        x: String,
+    },
+}
+
+/// The key type an algorithm needs.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Family {
+    Rsa,
+    Ec(&'static EcdsaSigningAlgorithm, &'static str, usize),
+    Ed25519,
+}
+
+impl Family {
+    fn of(alg: Algorithm) -> Option<Self> {
+        match alg {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => Some(Self::Rsa),
+            Algorithm::ES256 => Some(Self::Ec(&ECDSA_P256_SHA256_FIXED_SIGNING, "P-256", 32)),
+            Algorithm::ES384 => Some(Self::Ec(&ECDSA_P384_SHA384_FIXED_SIGNING, "P-384", 48)),
+            Algorithm::EdDSA => Some(Self::Ed25519),
+            // HMAC (and any algorithm jsonwebtoken adds later) cannot sign with a key file.
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rsa => "an RSA key of at least 2048 bits",
+            Self::Ec(_, "P-256", _) => "an EC P-256 key",
+            Self::Ec(..) => "an EC P-384 key",
+            Self::Ed25519 => "an Ed25519 key",
+        }
+    }
 }
 
 impl KeySet {
@@ -41,48 +96,32 @@ impl KeySet {
         signing_key: &Path,
         verify_keys: &[PathBuf],
     ) -> Result<KeySet, KeyError> {
-        if !matches!(
-            algorithm,
-            Algorithm::RS256
-                | Algorithm::RS384
-                | Algorithm::RS512
-                | Algorithm::PS256
-                | Algorithm::PS384
-                | Algorithm::PS512
-        ) {
-            return Err(KeyError::UnsupportedAlgorithm(algorithm));
-        }
+        let family = Family::of(algorithm).ok_or(KeyError::UnsupportedAlgorithm(algorithm))?;
         check_private(signing_key)?;
-        let (pem, text) = read_pem(signing_key)?;
-        let pair = rsa_private(signing_key, &pem)?;
-        let signing =
-            EncodingKey::from_rsa_pem(&text).map_err(|_| KeyError::Parse(signing_key.into()))?;
-        let first = public_of(signing_key, pair.public_key())?;
-        let signing_kid = first.0.kid.clone();
-
+        let pem = read_pem(signing_key)?;
+        let (signing, public, decoding) = private_key(signing_key, &pem, family)?;
         let mut set = KeySet {
             algorithm,
             signing,
-            signing_kid,
+            signing_kid: public.kid.clone(),
             verifying: HashMap::new(),
             public: Vec::new(),
         };
-        set.add(first);
+        set.add(public, decoding);
         for path in verify_keys {
-            let (pem, _) = read_pem(path)?;
-            let public = if pem.tag() == "PUBLIC KEY" {
-                let key = rsa::PublicKey::from_der(pem.contents())
-                    .map_err(|_| KeyError::Parse(path.clone()))?;
-                public_of(path, &key)?
+            let pem = read_pem(path)?;
+            let (public, decoding) = if pem.tag() == "PUBLIC KEY" {
+                public_key(path, &pem, family)?
             } else {
-                public_of(path, rsa_private(path, &pem)?.public_key())?
+                let (_, public, decoding) = private_key(path, &pem, family)?;
+                (public, decoding)
             };
-            set.add(public);
+            set.add(public, decoding);
         }
         Ok(set)
     }
 
-    fn add(&mut self, (public, decoding): (PublicKey, DecodingKey)) {
+    fn add(&mut self, public: PublicKey, decoding: DecodingKey) {
         if self
             .verifying
             .insert(public.kid.clone(), decoding)
@@ -113,6 +152,10 @@ pub fn kid_of(spki_der: &[u8]) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02X}")).collect()
 }
 
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Refuses a private key file that group or others may read.
 #[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), KeyError> {
@@ -130,42 +173,146 @@ fn check_private(_: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// The file's first PEM block, and the file's bytes.
-fn read_pem(path: &Path) -> Result<(pem::Pem, Vec<u8>), KeyError> {
+fn read_pem(path: &Path) -> Result<pem::Pem, KeyError> {
     let text = std::fs::read(path).map_err(|e| KeyError::Read(path.to_path_buf(), e))?;
-    let pem = pem::parse(&text).map_err(|_| KeyError::Parse(path.to_path_buf()))?;
-    Ok((pem, text))
+    pem::parse(text).map_err(|_| KeyError::Parse(path.to_path_buf()))
 }
 
-fn rsa_private(path: &Path, pem: &pem::Pem) -> Result<rsa::KeyPair, KeyError> {
-    let parsed = match pem.tag() {
-        "PRIVATE KEY" => rsa::KeyPair::from_pkcs8(pem.contents()),
-        "RSA PRIVATE KEY" => rsa::KeyPair::from_der(pem.contents()),
-        _ => return Err(KeyError::Parse(path.to_path_buf())),
-    };
-    let pair = parsed.map_err(|_| KeyError::Parse(path.to_path_buf()))?;
-    if pair.public_modulus_len() < 256 {
-        return Err(KeyError::TooShort(path.to_path_buf()));
+/// A private key of `family`: its signing key, public JWK parameters and verification key.
+fn private_key(
+    path: &Path,
+    pem: &pem::Pem,
+    family: Family,
+) -> Result<(EncodingKey, PublicKey, DecodingKey), KeyError> {
+    let wrong = || KeyError::WrongType(path.to_path_buf(), family.name());
+    let der = pem.contents();
+    match family {
+        Family::Rsa => {
+            let pair = match pem.tag() {
+                "PRIVATE KEY" => rsa::KeyPair::from_pkcs8(der),
+                "RSA PRIVATE KEY" => rsa::KeyPair::from_der(der),
+                _ => return Err(wrong()),
+            }
+            .map_err(|_| wrong())?;
+            // jsonwebtoken's aws-lc backend takes PKCS#1 DER; its PEM reader accepts both.
+            let encoding = EncodingKey::from_rsa_pem(pem::encode(pem).as_bytes())
+                .map_err(|_| KeyError::Parse(path.to_path_buf()))?;
+            let (public, decoding) = rsa_public(path, pair.public_key())?;
+            Ok((encoding, public, decoding))
+        }
+        Family::Ec(alg, crv, len) => {
+            let pair = match pem.tag() {
+                "PRIVATE KEY" => EcdsaKeyPair::from_pkcs8(alg, der),
+                "EC PRIVATE KEY" => EcdsaKeyPair::from_private_key_der(alg, der),
+                _ => return Err(wrong()),
+            }
+            .map_err(|_| wrong())?;
+            let pkcs8 = pair.to_pkcs8v1().map_err(|_| wrong())?;
+            let spki = pair.public_key().as_der().map_err(|_| wrong())?;
+            let (public, decoding) =
+                ec_public(path, spki.as_ref(), pair.public_key().as_ref(), crv, len)?;
+            Ok((EncodingKey::from_ec_der(pkcs8.as_ref()), public, decoding))
+        }
+        Family::Ed25519 => {
+            if pem.tag() != "PRIVATE KEY" {
+                return Err(wrong());
+            }
+            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| wrong())?;
+            // jsonwebtoken's backend wants PKCS#8 v2 (with the public key); OpenSSL writes v1.
+            let pkcs8 = pair.to_pkcs8().map_err(|_| wrong())?;
+            let spki = pair.public_key().as_der().map_err(|_| wrong())?;
+            let raw = pair.public_key().as_ref();
+            let public = PublicKey {
+                kid: kid_of(spki.as_ref()),
+                params: KeyParams::Okp {
+                    crv: "Ed25519",
+                    x: b64(raw),
+                },
+            };
+            Ok((
+                EncodingKey::from_ed_der(pkcs8.as_ref()),
+                public,
+                DecodingKey::from_ed_der(raw),
+            ))
+        }
     }
-    Ok(pair)
 }
 
-fn public_of(path: &Path, key: &rsa::PublicKey) -> Result<(PublicKey, DecodingKey), KeyError> {
+/// A `PUBLIC KEY` (SPKI) PEM of `family`.
+fn public_key(
+    path: &Path,
+    pem: &pem::Pem,
+    family: Family,
+) -> Result<(PublicKey, DecodingKey), KeyError> {
+    let wrong = || KeyError::WrongType(path.to_path_buf(), family.name());
+    let text = pem::encode(pem);
+    match family {
+        Family::Rsa => {
+            let key = rsa::PublicKey::from_der(pem.contents()).map_err(|_| wrong())?;
+            rsa_public(path, &key)
+        }
+        Family::Ec(_, crv, len) => {
+            let point = DecodingKey::from_ec_pem(text.as_bytes()).map_err(|_| wrong())?;
+            let point = point.try_get_as_bytes().map_err(|_| wrong())?.to_vec();
+            ec_public(path, pem.contents(), &point, crv, len)
+        }
+        Family::Ed25519 => {
+            let key = DecodingKey::from_ed_pem(text.as_bytes()).map_err(|_| wrong())?;
+            let raw = key.try_get_as_bytes().map_err(|_| wrong())?;
+            if raw.len() != 32 {
+                return Err(wrong());
+            }
+            let public = PublicKey {
+                kid: kid_of(pem.contents()),
+                params: KeyParams::Okp {
+                    crv: "Ed25519",
+                    x: b64(raw),
+                },
+            };
+            Ok((public, DecodingKey::from_ed_der(raw)))
+        }
+    }
+}
+
+fn rsa_public(path: &Path, key: &rsa::PublicKey) -> Result<(PublicKey, DecodingKey), KeyError> {
+    if key.modulus_len() < 256 {
+        return Err(KeyError::WrongType(path.to_path_buf(), Family::Rsa.name()));
+    }
     let spki = key
         .as_der()
         .map_err(|_| KeyError::Parse(path.to_path_buf()))?;
-    let n = key.modulus();
-    let e = key.exponent();
+    let n = key.modulus().big_endian_without_leading_zero();
+    let e = key.exponent().big_endian_without_leading_zero();
     let public = PublicKey {
         kid: kid_of(spki.as_ref()),
-        n: URL_SAFE_NO_PAD.encode(n.big_endian_without_leading_zero()),
-        e: URL_SAFE_NO_PAD.encode(e.big_endian_without_leading_zero()),
+        params: KeyParams::Rsa {
+            n: b64(n),
+            e: b64(e),
+        },
     };
-    let decoding = DecodingKey::from_rsa_raw_components(
-        n.big_endian_without_leading_zero(),
-        e.big_endian_without_leading_zero(),
-    );
-    Ok((public, decoding))
+    Ok((public, DecodingKey::from_rsa_raw_components(n, e)))
+}
+
+/// `point` is the uncompressed SEC1 point `04 || x || y` with coordinates of `len` bytes.
+fn ec_public(
+    path: &Path,
+    spki: &[u8],
+    point: &[u8],
+    crv: &'static str,
+    len: usize,
+) -> Result<(PublicKey, DecodingKey), KeyError> {
+    if point.len() != 1 + 2 * len || point[0] != 0x04 {
+        return Err(KeyError::Parse(path.to_path_buf()));
+    }
+    let public = PublicKey {
+        kid: kid_of(spki),
+        params: KeyParams::Ec {
+            crv,
+            x: b64(&point[1..=len]),
+            y: b64(&point[1 + len..]),
+        },
+    };
+    Ok((public, DecodingKey::from_ec_der(point)))
 }
 
 /// Why a key could not be used.
@@ -178,11 +325,11 @@ pub enum KeyError {
         .0.display(), .1, .0.display()
     )]
     Permissions(PathBuf, u32),
-    #[error("{} is not a PEM RSA key (PKCS#8 \"PRIVATE KEY\", PKCS#1 \"RSA PRIVATE KEY\" or \"PUBLIC KEY\")", .0.display())]
+    #[error("{} is not a PEM key", .0.display())]
     Parse(PathBuf),
-    #[error("{} is shorter than 2048 bits", .0.display())]
-    TooShort(PathBuf),
-    #[error("{0:?} signing is not supported yet in this version; use an RS or PS algorithm")]
+    #[error("{} is not {} (as tokens.algorithm needs)", .0.display(), .1)]
+    WrongType(PathBuf, &'static str),
+    #[error("{0:?} is not an algorithm for signing tokens")]
     UnsupportedAlgorithm(Algorithm),
 }
 

@@ -5,16 +5,24 @@
 //! Passwords and tokens are never logged; audit events name the user and session only.
 
 pub mod claims;
+pub mod discovery;
 mod error;
 pub mod grant;
 pub mod issue;
 pub mod keys;
+mod replay;
+mod revoke;
 
+use std::time::Instant;
+
+use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 pub use error::OAuthError;
+pub use replay::ReplayCache;
+pub use revoke::{handle_introspect, handle_revoke};
 
 use self::claims::RefreshClaims;
 use self::grant::{BodyKind, Grant, MAX_BODY};
@@ -22,6 +30,7 @@ use self::issue::{PairRequest, TokenResponse};
 use crate::auth::{self, verify};
 use crate::body::{self, Body, CollectError};
 use crate::ctx::RequestCtx;
+use crate::login::{Limits, Locked};
 use crate::reject::Rejection;
 use crate::session::{unix_now, RotateError, Rotation, Session};
 
@@ -30,35 +39,22 @@ pub async fn handle_token(
     ctx: &mut RequestCtx,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
-    require_post(&req)?;
-    let kind = BodyKind::from_content_type(req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()))
-        .ok_or(OAuthError::InvalidRequest(
-        "Content-Type must be application/x-www-form-urlencoded or application/json",
-    ))?;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(OAuthError::BodyTooLarge.into());
-    }
-    let bytes = body::collect_capped(req.into_body(), MAX_BODY)
-        .await
-        .map_err(|e| match e {
-            CollectError::TooLarge => OAuthError::BodyTooLarge,
-            CollectError::Read => OAuthError::InvalidRequest("The request body could not be read"),
-        })?;
+    let (kind, bytes) = read_body(req).await?;
     let grant = grant::parse(kind, &bytes)?;
-    let response = match grant {
+    let json = match grant {
         Grant::Password {
             username,
             password,
             short_term,
-        } => password_grant(ctx, username, password, short_term).await?,
+        } => to_json(&password_grant(ctx, username, password, short_term).await?),
         Grant::Refresh { token, short_term } => refresh_grant(ctx, &token, short_term).await?,
     };
-    Ok(token_response(&response))
+    Ok(token_response(json))
+}
+
+fn to_json(minted: &TokenResponse) -> Bytes {
+    // Serializing a struct of strings and integers cannot fail.
+    Bytes::from(serde_json::to_vec(minted).unwrap_or_default())
 }
 
 async fn password_grant(
@@ -67,15 +63,23 @@ async fn password_grant(
     password: String,
     short_term: bool,
 ) -> Result<TokenResponse, Rejection> {
+    let limits = Limits::from(&ctx.snapshot.config.login);
+    let addr = ctx.peer.ip();
+    let throttle = &ctx.shared.throttle;
+    if let Err(locked) = throttle.check(&username, addr, Instant::now()) {
+        tracing::info!(target: "audit", event = "login_refused_locked", user = %username, %addr);
+        return Err(too_many_failures(locked));
+    }
+
     let snapshot = ctx.snapshot.clone();
     let sid = uuid::Uuid::new_v4().to_string();
     let token_id = uuid::Uuid::new_v4().to_string();
     let now = std::time::SystemTime::now();
     let session_start = unix_now();
-    let (sid, token_id, minted) = tokio::task::spawn_blocking(move || {
-        let Some(user) = snapshot.users.verify(&username, &password) else {
-            tracing::info!(target: "audit", event = "login_failure", user = %username);
-            return Err(Rejection::from(OAuthError::BAD_CREDENTIALS));
+    let name = username.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let Some(user) = snapshot.users.verify(&name, &password) else {
+            return Ok(None);
         };
         let req = PairRequest {
             user: &user.name,
@@ -89,34 +93,93 @@ async fn password_grant(
         let refresh_at = issue::refresh_deadline(&snapshot, &req)
             .ok_or(OAuthError::InvalidGrant("The session lifetime is zero"))?;
         let minted = issue::mint(&snapshot, &req, refresh_at).map_err(Rejection::internal)?;
-        Ok((sid, token_id, (user.name, minted)))
+        Ok::<_, Rejection>(Some((sid, token_id, minted)))
     })
     .await
     .map_err(Rejection::internal)??;
-    let (user, minted) = minted;
+
+    let Some((sid, token_id, minted)) = outcome else {
+        tracing::info!(target: "audit", event = "login_failure", user = %username, %addr);
+        if let Some(locked) = throttle.record_failure(&username, addr, limits, Instant::now()) {
+            tracing::warn!(
+                target: "audit",
+                event = "lockout",
+                user = %username,
+                %addr,
+                by = if matches!(locked, Locked::Address(_)) { "address" } else { "user" },
+                seconds = locked.retry_after().as_secs(),
+            );
+        }
+        return Err(OAuthError::BAD_CREDENTIALS.into());
+    };
+    throttle.record_success(&username);
     ctx.shared
         .sessions
         .create(Session {
             sid: sid.clone(),
-            user: user.clone(),
+            user: username.clone(),
             token_id,
             created_at: session_start,
             expires_at: minted.refresh_exp,
         })
         .await?;
-    tracing::info!(target: "audit", event = "login_success", user = %user, sid = %sid);
-    ctx.user = Some(user);
+    tracing::info!(target: "audit", event = "login_success", user = %username, sid = %sid);
+    ctx.user = Some(username);
     Ok(minted)
 }
 
+fn too_many_failures(locked: Locked) -> Rejection {
+    let secs = locked.retry_after().as_secs_f64().ceil().max(1.0) as u64;
+    OAuthError::TooManyFailures { retry_after: secs }.into()
+}
+
+/// The refresh grant: verify, then rotate, inside the replay window when one is configured.
 async fn refresh_grant(
     ctx: &mut RequestCtx,
     token: &str,
     short_term: bool,
-) -> Result<TokenResponse, Rejection> {
+) -> Result<Bytes, Rejection> {
     let snapshot = ctx.snapshot.clone();
     let claims: RefreshClaims = verify::verify(&snapshot.keys, &snapshot.refresh_validation, token)
         .map_err(|_| OAuthError::BAD_REFRESH)?;
+    let grace = snapshot.config.tokens.refresh_grace;
+    if grace.is_zero() {
+        return Ok(to_json(&rotate(ctx, &claims, short_term).await?));
+    }
+    let Some(slot) = ctx
+        .shared
+        .replays
+        .slot(&claims.token_id, grace, Instant::now())
+    else {
+        // Past the window: an ordinary (and, the token being spent, reuse-detecting) refresh.
+        return Ok(to_json(&rotate(ctx, &claims, short_term).await?));
+    };
+    let mut first = false;
+    let json = slot
+        .response
+        .get_or_try_init(|| {
+            first = true;
+            async { rotate(ctx, &claims, short_term).await.map(|r| to_json(&r)) }
+        })
+        .await?
+        .clone();
+    if !first {
+        if ctx.shared.sessions.deny_list().is_denied(&claims.sid) {
+            return Err(OAuthError::BAD_REFRESH.into());
+        }
+        tracing::info!(target: "audit", event = "refresh_replayed", user = %claims.sub, sid = %claims.sid);
+        ctx.user = Some(claims.sub);
+    }
+    Ok(json)
+}
+
+/// Rotates the session of `claims` to a new refresh token and mints the new pair.
+async fn rotate(
+    ctx: &mut RequestCtx,
+    claims: &RefreshClaims,
+    short_term: bool,
+) -> Result<TokenResponse, Rejection> {
+    let snapshot = ctx.snapshot.clone();
     let sessions = &ctx.shared.sessions;
     let revoke_until = revoke_until(ctx);
     let Some(session) = sessions.get(&claims.sid).await? else {
@@ -129,7 +192,6 @@ async fn refresh_grant(
     };
     let next_id = uuid::Uuid::new_v4().to_string();
     let minted = {
-        let snapshot = snapshot.clone();
         let (user, sid, next_id) = (session.user.clone(), session.sid.clone(), next_id.clone());
         let short_term = short_term || claims.is_short_term();
         tokio::task::spawn_blocking(move || {
@@ -160,7 +222,7 @@ async fn refresh_grant(
     {
         Ok(_) => {
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, sid = %claims.sid);
-            ctx.user = Some(claims.sub);
+            ctx.user = Some(claims.sub.clone());
             Ok(minted)
         }
         Err(RotateError::Reused) => {
@@ -206,6 +268,30 @@ fn revoke_until(ctx: &RequestCtx) -> u64 {
     unix_now() + t.access_ttl.as_secs() + t.leeway.as_secs() + 1
 }
 
+/// Checks method and content type, then reads the (at most 16 KiB) body.
+async fn read_body(req: Request<Incoming>) -> Result<(BodyKind, bytes::Bytes), Rejection> {
+    require_post(&req)?;
+    let kind = BodyKind::from_content_type(req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()))
+        .ok_or(OAuthError::InvalidRequest(
+        "Content-Type must be application/x-www-form-urlencoded or application/json",
+    ))?;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(OAuthError::BodyTooLarge.into());
+    }
+    let bytes = body::collect_capped(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            CollectError::TooLarge => OAuthError::BodyTooLarge,
+            CollectError::Read => OAuthError::InvalidRequest("The request body could not be read"),
+        })?;
+    Ok((kind, bytes))
+}
+
 fn require_post<B>(req: &Request<B>) -> Result<(), Rejection> {
     if req.method() == Method::POST {
         Ok(())
@@ -214,9 +300,7 @@ fn require_post<B>(req: &Request<B>) -> Result<(), Rejection> {
     }
 }
 
-fn token_response(minted: &TokenResponse) -> Response<Body> {
-    // Serializing a struct of strings and integers cannot fail.
-    let json = serde_json::to_vec(minted).unwrap_or_default();
+fn token_response(json: Bytes) -> Response<Body> {
     let mut response = Response::new(body::full(json));
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -1,0 +1,101 @@
+//! Discovery documents: the JWKS (RFC 7517) and the authorization-server metadata (RFC 8414).
+//!
+//! The JWKS depends only on the snapshot's keys and is rendered once per snapshot. The metadata
+//! holds absolute URLs, built from `server.public_url` when set, else from the request's scheme
+//! and `Host` (which is attacker-controlled: it is only echoed into URLs, after a syntax check).
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response};
+use serde_json::{json, Value};
+
+use super::keys::{KeyParams, KeySet};
+use crate::body::{self, Body};
+use crate::ctx::RequestCtx;
+use crate::reject::Rejection;
+
+/// The JWKS document of `keys`.
+pub fn jwks(keys: &KeySet) -> Bytes {
+    let alg = format!("{:?}", keys.algorithm);
+    let entries: Vec<Value> = keys
+        .public_keys()
+        .iter()
+        .map(|k| {
+            let mut entry = match &k.params {
+                KeyParams::Rsa { n, e } => json!({"kty": "RSA", "n": n, "e": e}),
+                KeyParams::Ec { crv, x, y } => json!({"kty": "EC", "crv": crv, "x": x, "y": y}),
+                KeyParams::Okp { crv, x } => json!({"kty": "OKP", "crv": crv, "x": x}),
+            };
+            entry["kid"] = json!(k.kid);
+            entry["alg"] = json!(alg);
+            entry["use"] = json!("sig");
+            entry
+        })
+        .collect();
+    Bytes::from(json!({ "keys": entries }).to_string())
+}
+
+/// `GET` the JWKS.
+pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, Rejection> {
+    require_get(req)?;
+    let mut response = json_response(ctx.snapshot.jwks.clone());
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(response)
+}
+
+/// `GET` the RFC 8414 metadata.
+pub fn handle_metadata<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, Rejection> {
+    require_get(req)?;
+    let config = &ctx.snapshot.config;
+    let base = match &config.server.public_url {
+        Some(url) => url.clone(),
+        None => format!("{}://{}", ctx.scheme, request_authority(req)),
+    };
+    let e = &config.endpoints;
+    let document = json!({
+        "issuer": config.tokens.issuer,
+        "token_endpoint": format!("{base}{}", e.token),
+        "revocation_endpoint": format!("{base}{}", e.revoke),
+        "introspection_endpoint": format!("{base}{}", e.introspect),
+        "jwks_uri": format!("{base}{}", e.jwks),
+        "grant_types_supported": ["password", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": ["bearer"],
+        "response_types_supported": [],
+        "token_endpoint_auth_signing_alg_values_supported": [format!("{:?}", config.tokens.algorithm)],
+    });
+    Ok(json_response(Bytes::from(document.to_string())))
+}
+
+/// The `Host` (or HTTP/2 `:authority`) if it is a syntactically valid authority, else
+/// `localhost`: a hostile value must not inject anything into the URLs.
+fn request_authority<B>(req: &Request<B>) -> String {
+    let raw = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    raw.and_then(|h| h.parse::<http::uri::Authority>().ok())
+        .filter(|a| !a.as_str().contains('@'))
+        .map_or_else(|| "localhost".to_owned(), |a| a.as_str().to_owned())
+}
+
+fn require_get<B>(req: &Request<B>) -> Result<(), Rejection> {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        Ok(())
+    } else {
+        Err(Rejection::method_not_allowed("GET, HEAD"))
+    }
+}
+
+fn json_response(json: Bytes) -> Response<Body> {
+    let mut response = Response::new(body::full(json));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,139 @@
+//! RFC 7009 revocation and RFC 7662 introspection.
+//!
+//! Revocation always answers `200` (RFC 7009 §2.2: an invalid token is not an error); a valid
+//! access or refresh token has its whole session revoked. Introspection needs the caller's own
+//! valid access token and says `{"active": false}` for anything that is not live.
+
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::claims::{AccessClaims, RefreshClaims};
+use super::grant::{fields, single};
+use super::{no_store, read_body, revoke_until, OAuthError};
+use crate::auth::{self, verify, AuthError};
+use crate::body::{self, Body};
+use crate::ctx::RequestCtx;
+use crate::reject::Rejection;
+
+/// A token presented to revoke or introspect, verified as one of ours.
+enum Presented {
+    Access(AccessClaims),
+    Refresh(RefreshClaims),
+}
+
+impl Presented {
+    fn sid(&self) -> &str {
+        match self {
+            Self::Access(c) => &c.sid,
+            Self::Refresh(c) => &c.sid,
+        }
+    }
+}
+
+/// Verifies `token` as a refresh or an access token (in the order the hint suggests).
+fn identify(ctx: &RequestCtx, token: &str, hint: Option<&str>) -> Option<Presented> {
+    let s = &ctx.snapshot;
+    let as_access = || {
+        verify::verify::<AccessClaims>(&s.keys, &s.access_validation, token)
+            .ok()
+            .map(Presented::Access)
+    };
+    let as_refresh = || {
+        verify::verify::<RefreshClaims>(&s.keys, &s.refresh_validation, token)
+            .ok()
+            .map(Presented::Refresh)
+    };
+    if hint == Some("access_token") {
+        as_access().or_else(as_refresh)
+    } else {
+        as_refresh().or_else(as_access)
+    }
+}
+
+/// The `token` parameter of a revoke or introspect request.
+async fn token_param(req: Request<Incoming>) -> Result<(String, Option<String>), Rejection> {
+    let (kind, bytes) = read_body(req).await?;
+    let fields = fields(kind, &bytes)?;
+    let token =
+        single(&fields, "token")?
+            .filter(|t| !t.is_empty())
+            .ok_or(OAuthError::InvalidRequest(
+                "The token parameter is required",
+            ))?;
+    let hint = single(&fields, "token_type_hint")?.map(str::to_owned);
+    Ok((token.to_owned(), hint))
+}
+
+/// `POST /api/oauth2/revoke`.
+pub async fn handle_revoke(
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Rejection> {
+    let (token, hint) = token_param(req).await?;
+    if token.len() <= auth::MAX_TOKEN_LEN {
+        if let Some(presented) = identify(ctx, &token, hint.as_deref()) {
+            let sid = presented.sid().to_owned();
+            ctx.shared.sessions.revoke(&sid, revoke_until(ctx)).await?;
+            let user = match &presented {
+                Presented::Access(c) => c.sub.clone(),
+                Presented::Refresh(c) => c.sub.clone(),
+            };
+            tracing::info!(target: "audit", event = "revoke", user = %user, sid = %sid);
+            ctx.user = Some(user);
+        }
+    }
+    let mut response = Response::new(body::empty());
+    no_store(&mut response);
+    Ok(response)
+}
+
+/// `POST /api/oauth2/introspect`, authenticated with the caller's own access token.
+pub async fn handle_introspect(
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Rejection> {
+    let deny = ctx.shared.sessions.deny_list();
+    let caller = auth::authenticate(&ctx.snapshot, deny, req.headers()).map_err(|e| match e {
+        AuthError::InsufficientScope => {
+            Rejection::from(AuthError::Invalid(auth::InvalidReason::Malformed))
+        }
+        other => Rejection::from(other),
+    })?;
+    ctx.user = Some(caller.user);
+    let (token, hint) = token_param(req).await?;
+    let presented = (token.len() <= auth::MAX_TOKEN_LEN)
+        .then(|| identify(ctx, &token, hint.as_deref()))
+        .flatten();
+    let document = match presented {
+        Some(Presented::Access(c)) if !deny.is_denied(&c.sid) => json!({
+            "active": true, "sub": c.sub, "aud": c.aud, "exp": c.exp, "iat": c.iat,
+            "sid": c.sid, "token_type": "access_token", "roles": c.roles, "iss": c.iss,
+        }),
+        Some(Presented::Refresh(c)) => {
+            let live = ctx
+                .shared
+                .sessions
+                .get(&c.sid)
+                .await?
+                .is_some_and(|s| s.token_id == c.token_id);
+            if live {
+                let roles = ctx.snapshot.users.roles(&c.sub).unwrap_or_default();
+                json!({
+                    "active": true, "sub": c.sub, "aud": c.aud, "exp": c.exp, "iat": c.iat,
+                    "sid": c.sid, "token_type": "refresh_token", "roles": roles, "iss": c.iss,
+                })
+            } else {
+                json!({"active": false})
+            }
+        }
+        _ => json!({"active": false}),
+    };
+    let mut response = Response::new(body::full(document.to_string()));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    no_store(&mut response);
+    Ok(response)
+}
