@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -41,7 +42,12 @@ pub fn run(port: u16) -> anyhow::Result<()> {
         crate::telemetry::init(config.log.format);
         let snapshot = Snapshot::build(config)?;
         let listeners = crate::cli::bind(&snapshot).await?;
-        println!("{}", walkthrough(port, &layout.cert, &password));
+        // A closed stdout (the reader went away) must not take the gateway down.
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            walkthrough(port, &layout.cert, &password)
+        );
         crate::cli::run(Shared::new(snapshot), listeners, Some(&layout.config)).await
     })
 }

@@ -187,8 +187,8 @@ fn demo_walkthrough_works_when_pasted() {
                 script.push('\n');
             }
             if line.contains("--- end ---") {
-                let _ = tx.send(script);
-                return;
+                inside = false;
+                let _ = tx.send(std::mem::take(&mut script));
             }
         }
     });
@@ -205,7 +205,11 @@ fn demo_walkthrough_works_when_pasted() {
     let _ = demo.kill();
     let _ = demo.wait();
     assert!(started.elapsed() < Duration::from_secs(60));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = format!(
+        "{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         out.status.success(),
         "{text}\n{}",
