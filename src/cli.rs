@@ -118,7 +118,7 @@ fn serve(path: &Path) -> anyhow::Result<()> {
     let snapshot = Snapshot::build(config)?;
     runtime()?.block_on(async {
         let listeners = bind(&snapshot).await?;
-        let shared = Shared::new(snapshot);
+        let shared = Shared::new(snapshot)?;
         run(shared, listeners, Some(path)).await
     })
 }

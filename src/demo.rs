@@ -48,7 +48,7 @@ pub fn run(port: u16) -> anyhow::Result<()> {
             "{}",
             walkthrough(port, &layout.cert, &password)
         );
-        crate::cli::run(Shared::new(snapshot), listeners, Some(&layout.config)).await
+        crate::cli::run(Shared::new(snapshot)?, listeners, Some(&layout.config)).await
     })
 }
 
@@ -65,6 +65,9 @@ listen = "127.0.0.1:0"
 
 [tokens]
 signing_key = "../certs/signing.pem"
+
+[store]
+path = "../data/sessions.db"
 
 [login]
 users_file = "users.toml"

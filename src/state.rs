@@ -12,11 +12,12 @@ use jsonwebtoken::Validation;
 use rustls::sign::CertifiedKey;
 
 use crate::auth::verify::validation;
+use crate::config::StoreConfig;
 use crate::config::{Config, ConfigErrors, ConfigIssue};
 use crate::login::Users;
 use crate::route::Router;
 use crate::server::tls;
-use crate::session::{MemoryStore, SessionStore};
+use crate::session::{EmbeddedStore, MemoryStore, SessionStore, StoreError};
 use crate::token::claims::{ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 use crate::token::keys::{KeyError, KeySet};
 
@@ -106,18 +107,27 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(snapshot: Snapshot) -> Arc<Self> {
+    /// Opens the session store `snapshot` names and makes `snapshot` current.
+    pub fn new(snapshot: Snapshot) -> Result<Arc<Self>, StoreError> {
         let certs = snapshot
             .certificate
             .clone()
             .map(|k| Arc::new(tls::CertResolver::new(k)));
-        Arc::new(Self {
+        let sessions = match &snapshot.config.store {
+            StoreConfig::Embedded { path } => {
+                SessionStore::Embedded(EmbeddedStore::open(path, crate::session::unix_now())?)
+            }
+            StoreConfig::Memory | StoreConfig::Redis { .. } => {
+                SessionStore::Memory(MemoryStore::new())
+            }
+        };
+        Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
-            sessions: SessionStore::Memory(MemoryStore::new()),
+            sessions,
             throttle: Default::default(),
             replays: Default::default(),
             certs,
-        })
+        }))
     }
 
     /// The current snapshot; take it once per request.

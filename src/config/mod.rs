@@ -107,8 +107,16 @@ pub struct TokensConfig {
 
 #[derive(Clone, Debug)]
 pub enum StoreConfig {
-    Embedded { path: PathBuf },
-    Redis { url: String, key_prefix: String },
+    /// Durable: one redb file.
+    Embedded {
+        path: PathBuf,
+    },
+    /// In memory only, lost on restart: for tests and benchmarks.
+    Memory,
+    Redis {
+        url: String,
+        key_prefix: String,
+    },
 }
 
 #[derive(Clone, Debug)]

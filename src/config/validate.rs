@@ -310,15 +310,17 @@ fn store(c: &mut Checker, raw: raw::Store) -> StoreConfig {
             if raw.url.is_some() || raw.key_prefix.is_some() {
                 c.issue("store.url", "only used with kind = \"redis\"");
             }
-            c.notice(
-                "store.kind",
-                "\"embedded\": this version keeps sessions in memory, so they do not survive a \
-                 restart (the durable on-disk store is not built yet; store.path is not used)",
-            );
             let path = raw.path.unwrap_or_else(|| "../data/sessions.db".to_owned());
             StoreConfig::Embedded {
                 path: c.path(&path),
             }
+        }
+        "memory" => {
+            c.notice(
+                "store.kind",
+                "\"memory\": sessions are lost on restart; use \"embedded\" in production",
+            );
+            StoreConfig::Memory
         }
         "redis" => {
             c.issue(

@@ -8,6 +8,15 @@ use subtle::ConstantTimeEq;
 
 use super::{DenyList, RotateError, Rotation, Session, StoreError};
 
+/// A change to the store, as a durable backend records it.
+#[derive(Clone, Debug)]
+pub(super) enum Change {
+    /// The session was created or rotated: this is its new state.
+    Put(Session),
+    /// The session was revoked; refuse it until `until`.
+    Revoke { sid: String, until: u64 },
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     sessions: DashMap<String, Session>,
@@ -35,6 +44,19 @@ impl MemoryStore {
         next: Rotation,
         revoke_until: u64,
     ) -> Result<Session, RotateError> {
+        self.rotate_with(sid, presented, next, revoke_until, |_| {})
+    }
+
+    /// `rotate`, calling `record` with the change it made (if any) while the session's shard is
+    /// still locked, so that changes to one session are recorded in the order they happened.
+    pub(super) fn rotate_with(
+        &self,
+        sid: &str,
+        presented: &str,
+        next: Rotation,
+        revoke_until: u64,
+        record: impl FnOnce(&Change),
+    ) -> Result<Session, RotateError> {
         if self.deny.is_denied(sid) {
             return Err(RotateError::Revoked);
         }
@@ -47,13 +69,34 @@ impl MemoryStore {
             if bool::from(entry.token_id.as_bytes().ct_eq(presented.as_bytes())) {
                 entry.token_id = next.token_id;
                 entry.expires_at = next.expires_at;
-                return Ok(entry.clone());
+                let rotated = entry.clone();
+                record(&Change::Put(rotated.clone()));
+                return Ok(rotated);
             }
         }
         // An older token of this session: reuse. Revoke the whole session (RFC 9700 §4.14.2).
         self.sessions.remove(sid);
         self.deny.insert(sid, revoke_until);
+        record(&Change::Revoke {
+            sid: sid.to_owned(),
+            until: revoke_until,
+        });
         Err(RotateError::Reused)
+    }
+
+    /// Undoes a rotation to `rotated` that could not be made durable: the session goes back to
+    /// expecting `previous`, unless something else changed it meanwhile.
+    pub(super) fn undo_rotation(&self, sid: &str, rotated: &str, previous: &str) {
+        if let Some(mut entry) = self.sessions.get_mut(sid) {
+            if entry.token_id == rotated {
+                previous.clone_into(&mut entry.token_id);
+            }
+        }
+    }
+
+    /// Drops a session without revoking it (its creation could not be made durable).
+    pub(super) fn forget(&self, sid: &str) {
+        self.sessions.remove(sid);
     }
 
     pub(super) fn revoke(&self, sid: &str, until: u64) -> Result<(), StoreError> {

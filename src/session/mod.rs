@@ -8,15 +8,21 @@
 //! synchronous lookup that never waits on a backend.
 
 mod deny_list;
+mod embedded;
 mod memory;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
 pub use deny_list::DenyList;
+pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 
 /// A live session as the store keeps it. Times are Unix seconds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Session {
     pub sid: String,
     pub user: String,
@@ -37,7 +43,10 @@ pub struct Rotation {
 /// The session store, whatever its backend.
 #[derive(Debug)]
 pub enum SessionStore {
+    /// Sessions in memory only: lost on restart. For tests and benchmarks.
     Memory(MemoryStore),
+    /// Durable: one redb file, group-committed.
+    Embedded(EmbeddedStore),
 }
 
 impl SessionStore {
@@ -45,6 +54,7 @@ impl SessionStore {
     pub async fn create(&self, session: Session) -> Result<(), StoreError> {
         match self {
             Self::Memory(m) => m.create(session),
+            Self::Embedded(e) => e.create(session).await,
         }
     }
 
@@ -52,6 +62,7 @@ impl SessionStore {
     pub async fn get(&self, sid: &str) -> Result<Option<Session>, StoreError> {
         match self {
             Self::Memory(m) => Ok(m.get(sid)),
+            Self::Embedded(e) => Ok(e.memory().get(sid)),
         }
     }
 
@@ -69,6 +80,7 @@ impl SessionStore {
     ) -> Result<Session, RotateError> {
         match self {
             Self::Memory(m) => m.rotate(sid, presented, next, revoke_until),
+            Self::Embedded(e) => e.rotate(sid, presented, next, revoke_until).await,
         }
     }
 
@@ -76,6 +88,7 @@ impl SessionStore {
     pub async fn revoke(&self, sid: &str, until: u64) -> Result<(), StoreError> {
         match self {
             Self::Memory(m) => m.revoke(sid, until),
+            Self::Embedded(e) => e.revoke(sid, until).await,
         }
     }
 
@@ -83,6 +96,7 @@ impl SessionStore {
     pub fn deny_list(&self) -> &DenyList {
         match self {
             Self::Memory(m) => m.deny_list(),
+            Self::Embedded(e) => e.memory().deny_list(),
         }
     }
 
@@ -90,6 +104,7 @@ impl SessionStore {
     pub fn purge(&self, now: u64) {
         match self {
             Self::Memory(m) => m.purge(now),
+            Self::Embedded(e) => e.purge(now),
         }
     }
 
@@ -97,6 +112,7 @@ impl SessionStore {
     pub fn len(&self) -> usize {
         match self {
             Self::Memory(m) => m.len(),
+            Self::Embedded(e) => e.memory().len(),
         }
     }
 
@@ -120,11 +136,22 @@ pub enum RotateError {
     Store(#[from] StoreError),
 }
 
-/// A backend failure (I/O, network). The in-memory store never produces one.
+/// A backend failure. The in-memory store never produces one.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("session store unavailable")]
-    Unavailable(#[source] std::io::Error),
+    /// The store file could not be opened or is not a valid store (it is left as it is).
+    #[error("cannot open the session store {}", .path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
+    /// A change could not be made durable; the writer logged why.
+    #[error("the session store could not commit a change")]
+    Commit,
+    /// The writer thread is gone.
+    #[error("the session store {} is closed", .0.display())]
+    Closed(PathBuf),
 }
 
 /// Seconds since the Unix epoch.

@@ -64,6 +64,8 @@ pub(crate) struct Options {
     pub(crate) tokens: &'static str,
     /// Extra lines in `[server]`.
     pub(crate) server: &'static str,
+    /// The `[store]` section's lines; empty: an embedded store in the test's folder.
+    pub(crate) store: &'static str,
     /// `[[routes]]` tables; `{upstream}` is replaced by the upstream's address. Empty: one
     /// route `/` → the upstream, auth required.
     pub(crate) routes: String,
@@ -100,16 +102,21 @@ impl TestGateway {
             "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"gateway.crt\"\n\
              tls_key = \"gateway.key\"\n{}\n\
              [tokens]\nsigning_key = \"signing.pem\"\nleeway = \"0s\"\n{}\n\
-             [login]\nusers_file = \"users.toml\"\n\n{}",
+             [store]\n{}\n\n[login]\nusers_file = \"users.toml\"\n\n{}",
             options.server,
             options.tokens,
+            if options.store.is_empty() {
+                "path = \"sessions.db\""
+            } else {
+                options.store
+            },
             routes.replace("{upstream}", &upstream.to_string())
         );
         let path = dir.path().join("portcullis.toml");
         std::fs::write(&path, &text).unwrap();
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let snapshot = Snapshot::build(config).unwrap();
-        let shared = Shared::new(snapshot);
+        let shared = Shared::new(snapshot).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
