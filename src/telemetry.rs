@@ -4,6 +4,7 @@
 //! that hold them implement `Debug` without them.
 
 use std::error::Error;
+use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 

@@ -7,4 +7,5 @@ mod auth;
 mod cli;
 mod proxy;
 mod security;
+mod sessions;
 mod token;

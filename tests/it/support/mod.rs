@@ -66,6 +66,12 @@ pub(crate) struct Options {
     pub(crate) server: &'static str,
     /// The `[store]` section's lines; empty: an embedded store in the test's folder.
     pub(crate) store: &'static str,
+    /// Extra lines in `[login]`.
+    pub(crate) login: &'static str,
+    /// The signing key's PEM; `None`: the shared RSA test key.
+    pub(crate) signing_pem: Option<String>,
+    /// More files to write into the gateway's folder (e.g. verification keys).
+    pub(crate) files: Vec<(&'static str, String)>,
     /// `[[routes]]` tables; `{upstream}` is replaced by the upstream's address. Empty: one
     /// route `/` → the upstream, auth required.
     pub(crate) routes: String,
@@ -73,7 +79,9 @@ pub(crate) struct Options {
 
 pub(crate) struct TestGateway {
     pub(crate) addr: SocketAddr,
-    _dir: TempDir,
+    upstream: SocketAddr,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) dir: TempDir,
     pub(crate) client:
         Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -81,41 +89,10 @@ pub(crate) struct TestGateway {
 
 impl TestGateway {
     pub(crate) async fn start(upstream: SocketAddr, options: Options) -> Self {
-        let m = material();
         let dir = TempDir::new();
-        std::fs::write(dir.path().join("gateway.crt"), &m.cert_pem).unwrap();
-        portcullis::keygen::write_private(&dir.path().join("gateway.key"), m.key_pem.as_bytes())
-            .unwrap();
-        portcullis::keygen::write_private(
-            &dir.path().join("signing.pem"),
-            m.signing_pem.as_bytes(),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("users.toml"), &m.users_toml).unwrap();
-        let routes = if options.routes.is_empty() {
-            "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n"
-                .to_owned()
-        } else {
-            options.routes.clone()
-        };
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"gateway.crt\"\n\
-             tls_key = \"gateway.key\"\n{}\n\
-             [tokens]\nsigning_key = \"signing.pem\"\nleeway = \"0s\"\n{}\n\
-             [store]\n{}\n\n[login]\nusers_file = \"users.toml\"\n\n{}",
-            options.server,
-            options.tokens,
-            if options.store.is_empty() {
-                "path = \"sessions.db\""
-            } else {
-                options.store
-            },
-            routes.replace("{upstream}", &upstream.to_string())
-        );
-        let path = dir.path().join("portcullis.toml");
-        std::fs::write(&path, &text).unwrap();
-        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let snapshot = Snapshot::build(config).unwrap();
+        let path = write_config(dir.path(), upstream, &options);
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let snapshot = Snapshot::build(config).unwrap_or_else(|e| panic!("{e}"));
         let shared = Shared::new(snapshot).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -125,10 +102,18 @@ impl TestGateway {
         }));
         Self {
             addr,
-            _dir: dir,
+            upstream,
+            shared,
+            dir,
             client: tls_client(false),
             shutdown: Some(tx),
         }
+    }
+
+    /// Rewrites the configuration with `options` and reloads it, as SIGHUP does.
+    pub(crate) fn reload(&self, options: &Options) -> Result<(), portcullis::config::ConfigErrors> {
+        let path = write_config(self.dir.path(), self.upstream, options);
+        portcullis::reload::reload(&self.shared, &path)
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -192,12 +177,62 @@ impl Drop for TestGateway {
     }
 }
 
+/// Writes the key material and `portcullis.toml` for `options` into `dir`; returns the config
+/// file's path.
+pub(crate) fn write_config(dir: &Path, upstream: SocketAddr, options: &Options) -> PathBuf {
+    let m = material();
+    std::fs::write(dir.join("gateway.crt"), &m.cert_pem).unwrap();
+    portcullis::keygen::write_private(&dir.join("gateway.key"), m.key_pem.as_bytes()).unwrap();
+    let signing = options.signing_pem.as_deref().unwrap_or(&m.signing_pem);
+    portcullis::keygen::write_private(&dir.join("signing.pem"), signing.as_bytes()).unwrap();
+    std::fs::write(dir.join("users.toml"), &m.users_toml).unwrap();
+    for (name, contents) in &options.files {
+        portcullis::keygen::write_private(&dir.join(name), contents.as_bytes()).unwrap();
+    }
+    let routes = if options.routes.is_empty() {
+        "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n"
+            .to_owned()
+    } else {
+        options.routes.clone()
+    };
+    let store = if options.store.is_empty() {
+        "path = \"sessions.db\""
+    } else {
+        options.store
+    };
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"gateway.crt\"\ntls_key = \"gateway.key\"\n{}\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n[log]\nformat = \"json\"\n\n\
+         [tokens]\nsigning_key = \"signing.pem\"\nleeway = \"0s\"\n{}\n\n\
+         [store]\n{store}\n\n\
+         [login]\nusers_file = \"users.toml\"\n{}\n\n{}",
+        options.server,
+        options.tokens,
+        options.login,
+        routes.replace("{upstream}", &upstream.to_string())
+    );
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 pub(crate) async fn send_with(
     client: &Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>>,
     gw: &TestGateway,
+    req: Request<BoxBody<Bytes, hyper::Error>>,
+) -> Reply {
+    send_to(client, gw.addr.port(), req).await
+}
+
+/// Sends `req` (whose URI is a path) to the gateway on `https://localhost:port`.
+pub(crate) async fn send_to(
+    client: &Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>>,
+    port: u16,
     mut req: Request<BoxBody<Bytes, hyper::Error>>,
 ) -> Reply {
-    *req.uri_mut() = gw.url(&req.uri().to_string()).parse().unwrap();
+    *req.uri_mut() = format!("https://localhost:{port}{}", req.uri())
+        .parse()
+        .unwrap();
     let response = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
         .await
         .expect("the gateway answers within 30 s")
