@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod cli;
+mod keys;
 mod proxy;
 mod security;
 mod sessions;

@@ -121,3 +121,88 @@ async fn passwords_and_tokens_are_never_logged() {
     let signature = tokens.access.rsplit('.').next().unwrap();
     assert!(!text.contains(signature));
 }
+
+/// Tokens signed with a real key (ours or another), with one thing wrong each.
+#[tokio::test]
+async fn validly_signed_tokens_with_one_thing_wrong_are_refused() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+
+    let upstream = MockUpstream::start().await;
+    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let tokens = gw.login(ALICE).await;
+    let (header, claims) = decode_parts(&tokens.access);
+    let kid = header["kid"].as_str().unwrap().to_owned();
+    let ours = EncodingKey::from_rsa_pem(material().signing_pem.as_bytes()).unwrap();
+    let sign = |alg: Algorithm, key: &EncodingKey, claims: &serde_json::Value| {
+        let mut h = Header::new(alg);
+        h.kid = Some(kid.clone());
+        encode(&h, claims, key).unwrap()
+    };
+
+    // Control: our key, our algorithm, the original claims: accepted.
+    assert_eq!(
+        gw.get("/x", Some(&sign(Algorithm::RS512, &ours, &claims)))
+            .await
+            .status,
+        200
+    );
+
+    // Another RSA algorithm than the configured one, same key.
+    refused(&gw, &sign(Algorithm::RS256, &ours, &claims)).await;
+    refused(&gw, &sign(Algorithm::PS512, &ours, &claims)).await;
+
+    // Another key, presented under our kid.
+    let other_pem = portcullis::keygen::signing_key_pem().unwrap();
+    let other = EncodingKey::from_rsa_pem(other_pem.as_bytes()).unwrap();
+    refused(&gw, &sign(Algorithm::RS512, &other, &claims)).await;
+
+    // Wrong issuer; not yet valid; wrong audience.
+    let mut wrong_iss = claims.clone();
+    wrong_iss["iss"] = json!("evil");
+    refused(&gw, &sign(Algorithm::RS512, &ours, &wrong_iss)).await;
+    let mut future = claims.clone();
+    future["nbf"] = json!(claims["iat"].as_u64().unwrap() + 3600);
+    refused(&gw, &sign(Algorithm::RS512, &ours, &future)).await;
+    let mut refresh_aud = claims.clone();
+    refresh_aud["aud"] = json!("refresh");
+    refused(&gw, &sign(Algorithm::RS512, &ours, &refresh_aud)).await;
+
+    // An x5c header, even on a correctly signed token.
+    let mut h = Header::new(Algorithm::RS512);
+    h.kid = Some(kid.clone());
+    h.x5c = Some(vec!["MIIB".to_owned()]);
+    refused(&gw, &encode(&h, &claims, &ours).unwrap()).await;
+
+    // An access token is not a refresh token.
+    gw.refresh(&tokens.access)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+}
+
+#[tokio::test]
+async fn oversized_tokens_are_refused() {
+    let upstream = MockUpstream::start().await;
+    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    // Above the token length cap, below the header size limit: refused unparsed.
+    let big = format!(
+        "{}.{}.{}",
+        "a".repeat(4000),
+        "b".repeat(4000),
+        "c".repeat(2000)
+    );
+    let reply = gw.get("/x", Some(&big)).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.json()["error_description"],
+        "The access token is malformed"
+    );
+    // A 20 KB token does not even fit the request head limit.
+    let huge = format!(
+        "{}.{}.{}",
+        "a".repeat(10_000),
+        "b".repeat(10_000),
+        "c".repeat(500)
+    );
+    assert_eq!(gw.get("/x", Some(&huge)).await.status, 431);
+    assert_eq!(upstream.count(), 0);
+}
