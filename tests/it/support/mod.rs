@@ -116,10 +116,6 @@ impl TestGateway {
         portcullis::reload::reload(&self.shared, &path)
     }
 
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.addr.port())
-    }
-
     /// Sends `req` (its URI is a path) and returns status, headers and the whole body.
     pub(crate) async fn send(&self, req: Request<BoxBody<Bytes, hyper::Error>>) -> Reply {
         send_with(&self.client, self, req).await
