@@ -153,6 +153,19 @@ impl Shared {
         for notice in &snapshot.config.notices {
             tracing::warn!(key = %notice.key, "{}", notice.problem);
         }
+        let old = self.snapshot();
+        if old.config.store != snapshot.config.store {
+            tracing::warn!(
+                key = "store",
+                "the session store only changes with a restart"
+            );
+        }
+        if old.config.server.listen != snapshot.config.server.listen {
+            tracing::warn!(
+                key = "server.listen",
+                "the listen address only changes with a restart"
+            );
+        }
         self.snapshot.store(Arc::new(snapshot));
         Ok(())
     }

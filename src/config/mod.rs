@@ -105,7 +105,7 @@ pub struct TokensConfig {
     pub refresh_grace: Duration,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Eq, PartialEq)]
 pub enum StoreConfig {
     /// Durable: one redb file.
     Embedded {

@@ -3,12 +3,11 @@
 use std::time::Duration;
 
 use crate::support::upstream::MockUpstream;
-use crate::support::{Options, TestGateway, ALICE, BOB};
+use crate::support::{gateway, Options, TestGateway, ALICE, BOB};
 
 #[tokio::test]
 async fn no_token_gets_a_bare_bearer_challenge_and_nothing_goes_upstream() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (upstream, gw) = gateway(Options::default()).await;
     let reply = gw.get("/api/things", None).await;
     assert_eq!(reply.status, 401);
     assert_eq!(
@@ -21,14 +20,10 @@ async fn no_token_gets_a_bare_bearer_challenge_and_nothing_goes_upstream() {
 
 #[tokio::test]
 async fn an_expired_token_gets_the_exact_challenge() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            tokens: "access_ttl = \"1s\"",
-            ..Options::default()
-        },
-    )
+    let (upstream, gw) = gateway(Options {
+        tokens: "access_ttl = \"1s\"",
+        ..Options::default()
+    })
     .await;
     let tokens = gw.login(ALICE).await;
     assert_eq!(gw.get("/x", Some(&tokens.access)).await.status, 200);
@@ -59,8 +54,7 @@ async fn an_expired_token_gets_the_exact_challenge() {
 
 #[tokio::test]
 async fn a_refresh_token_is_not_an_access_token() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (_upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let reply = gw.get("/x", Some(&tokens.refresh)).await;
     assert_eq!(reply.status, 401);
@@ -74,8 +68,7 @@ async fn a_refresh_token_is_not_an_access_token() {
 
 #[tokio::test]
 async fn the_scheme_is_case_insensitive_and_basic_is_refused() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (_upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let req = http::Request::get("/x")
         .header("authorization", format!("bearer {}", tokens.access))
@@ -144,8 +137,7 @@ async fn public_routes_need_no_token() {
 
 #[tokio::test]
 async fn an_upstream_401_passes_through_untouched() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (_upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let reply = gw.get("/upstream-401", Some(&tokens.access)).await;
     assert_eq!(reply.status, 401);

@@ -4,7 +4,7 @@
 use jsonwebtoken::Algorithm;
 
 use crate::support::upstream::MockUpstream;
-use crate::support::{decode_parts, material, Options, TempDir, TestGateway, ALICE};
+use crate::support::{decode_parts, gateway, material, Options, TempDir, TestGateway, ALICE};
 
 fn keyed(alg: Algorithm, pem: String) -> Options {
     let tokens: &'static str = Box::leak(format!("algorithm = \"{alg:?}\"").into_boxed_str());
@@ -79,8 +79,7 @@ async fn a_key_of_the_wrong_type_is_a_config_error() {
 
 #[tokio::test]
 async fn jwks_and_metadata_documents() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let (header, _) = decode_parts(&tokens.access);
 
@@ -133,8 +132,7 @@ async fn jwks_and_metadata_documents() {
 
 #[tokio::test]
 async fn signing_keys_rotate_on_reload_and_old_tokens_stay_valid() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (_upstream, gw) = gateway(Options::default()).await;
     let old = gw.login(ALICE).await;
     let (old_header, _) = decode_parts(&old.access);
 

@@ -5,12 +5,11 @@ use std::time::Duration;
 use http::Request;
 
 use crate::support::upstream::{pattern_body, pattern_sha256, MockUpstream};
-use crate::support::{tls_client, Options, TestGateway, ALICE};
+use crate::support::{gateway, tls_client, Options, TestGateway, ALICE};
 
 #[tokio::test]
 async fn identity_reaches_the_upstream_and_spoofed_identity_does_not() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let (_, claims) = crate::support::decode_parts(&tokens.access);
 
@@ -104,8 +103,7 @@ async fn strip_prefix_and_forward_authorization_off() {
 #[tokio::test]
 async fn twenty_megabytes_stream_each_way_intact() {
     const SIZE: usize = 20 * 1024 * 1024;
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (_upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
 
     let req = Request::post("/upload")
@@ -132,8 +130,7 @@ async fn twenty_megabytes_stream_each_way_intact() {
 
 #[tokio::test]
 async fn http2_is_negotiated_with_alpn() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let h2 = tls_client(true);
     let req = Request::get("/h2")
@@ -219,14 +216,10 @@ async fn unsafe_paths_never_reach_a_route() {
 #[tokio::test]
 async fn tls_false_serves_plain_http() {
     use http_body_util::BodyExt;
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            server: "tls = false",
-            ..Options::default()
-        },
-    )
+    let (upstream, gw) = gateway(Options {
+        server: "tls = false",
+        ..Options::default()
+    })
     .await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();

@@ -4,8 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::support::upstream::MockUpstream;
-use crate::support::{captured_logs, decode_parts, material, Options, TestGateway, ALICE};
+use crate::support::{captured_logs, decode_parts, gateway, material, Options, TestGateway, ALICE};
 
 fn b64(value: &serde_json::Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
@@ -23,8 +22,7 @@ async fn refused(gw: &TestGateway, token: &str) {
 
 #[tokio::test]
 async fn forged_tokens_are_refused() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let (header, claims) = decode_parts(&tokens.access);
     let parts: Vec<&str> = tokens.access.split('.').collect();
@@ -84,8 +82,7 @@ async fn forged_tokens_are_refused() {
 #[tokio::test]
 async fn passwords_and_tokens_are_never_logged() {
     let logs = captured_logs();
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (_upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let _ = gw
         .token("grant_type=password&username=alice&password=wrong-secret-xyz")
@@ -127,8 +124,7 @@ async fn passwords_and_tokens_are_never_logged() {
 async fn validly_signed_tokens_with_one_thing_wrong_are_refused() {
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (_upstream, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let (header, claims) = decode_parts(&tokens.access);
     let kid = header["kid"].as_str().unwrap().to_owned();
@@ -181,8 +177,7 @@ async fn validly_signed_tokens_with_one_thing_wrong_are_refused() {
 
 #[tokio::test]
 async fn oversized_tokens_are_refused() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (upstream, gw) = gateway(Options::default()).await;
     // Above the token length cap, below the header size limit: refused unparsed.
     let big = format!(
         "{}.{}.{}",

@@ -10,8 +10,8 @@ use http::Request;
 
 use crate::support::upstream::MockUpstream;
 use crate::support::{
-    captured_logs, decode_parts, empty, full, send_to, tls_client, write_config, Options, Reply,
-    TempDir, TestGateway, Tokens, ALICE, BOB,
+    captured_logs, decode_parts, empty, full, gateway, send_to, tls_client, write_config, Options,
+    Reply, TempDir, TestGateway, Tokens, ALICE, BOB,
 };
 
 /// The gateway binary serving the configuration in `dir`; killed on drop.
@@ -170,8 +170,7 @@ async fn form(gw: &TestGateway, path: &str, bearer: Option<&str>, body: String) 
 
 #[tokio::test]
 async fn revoke_ends_the_session_of_an_access_or_refresh_token() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (_upstream, gw) = gateway(Options::default()).await;
 
     let by_refresh = gw.login(ALICE).await;
     let reply = form(
@@ -218,8 +217,7 @@ async fn revoke_ends_the_session_of_an_access_or_refresh_token() {
 
 #[tokio::test]
 async fn introspection_reports_live_tokens_only() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
+    let (_upstream, gw) = gateway(Options::default()).await;
     let caller = gw.login(BOB).await;
     let subject = gw.login(ALICE).await;
     let introspect = |token: String| {
@@ -339,14 +337,10 @@ async fn twenty_simultaneous_refreshes_in_the_grace_window_get_the_same_pair() {
 #[tokio::test]
 async fn repeated_failures_lock_the_user_out_until_the_lockout_passes() {
     let logs = captured_logs();
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            login: "max_failures = 3\nwindow = \"1m\"\nlockout = \"2s\"",
-            ..Options::default()
-        },
-    )
+    let (_upstream, gw) = gateway(Options {
+        login: "max_failures = 3\nwindow = \"1m\"\nlockout = \"2s\"",
+        ..Options::default()
+    })
     .await;
     for _ in 0..3 {
         gw.token("grant_type=password&username=alice&password=wrong")
@@ -375,14 +369,10 @@ async fn repeated_failures_lock_the_user_out_until_the_lockout_passes() {
 
 #[tokio::test]
 async fn max_session_lifetime_caps_refreshes() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            tokens: "max_session_lifetime = \"3s\"",
-            ..Options::default()
-        },
-    )
+    let (_upstream, gw) = gateway(Options {
+        tokens: "max_session_lifetime = \"3s\"",
+        ..Options::default()
+    })
     .await;
     let tokens = gw.login(ALICE).await;
     let (_, claims) = decode_parts(&tokens.refresh);

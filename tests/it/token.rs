@@ -4,14 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Request;
 
-use crate::support::upstream::MockUpstream;
-use crate::support::{decode_parts, full, material, Options, TestGateway, Tokens, ALICE, BOB};
-
-async fn gateway() -> (MockUpstream, TestGateway) {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(upstream.addr, Options::default()).await;
-    (upstream, gw)
-}
+use crate::support::{decode_parts, full, gateway, material, Options, Tokens, ALICE, BOB};
 
 /// The seed API's formatting: `2026-11-25T13:43:43.7826152Z`.
 fn assert_seed_instant(text: &str) -> u64 {
@@ -49,7 +42,7 @@ fn spki_kid(signing_pem: &str) -> String {
 
 #[tokio::test]
 async fn seed_login_returns_the_exact_response_shape() {
-    let (_up, gw) = gateway().await;
+    let (_up, gw) = gateway(Options::default()).await;
     let reply = gw
         .token(&format!(
             "grantType=Password&userName={}&password={}",
@@ -133,7 +126,7 @@ async fn seed_login_returns_the_exact_response_shape() {
 
 #[tokio::test]
 async fn rfc_6749_and_json_logins_work_too() {
-    let (_up, gw) = gateway().await;
+    let (_up, gw) = gateway(Options::default()).await;
     let reply = gw
         .token(&format!(
             "grant_type=password&username={}&password={}&scope=x",
@@ -156,7 +149,7 @@ async fn rfc_6749_and_json_logins_work_too() {
 
 #[tokio::test]
 async fn short_term_refresh_lives_short_refresh_ttl() {
-    let (_up, gw) = gateway().await;
+    let (_up, gw) = gateway(Options::default()).await;
     let reply = gw
         .token(&format!(
             "grantType=Password&userName={}&password={}&use_short_term_refresh=true",
@@ -171,7 +164,7 @@ async fn short_term_refresh_lives_short_refresh_ttl() {
 
 #[tokio::test]
 async fn refresh_rotates_and_the_old_refresh_token_is_spent() {
-    let (_up, gw) = gateway().await;
+    let (_up, gw) = gateway(Options::default()).await;
     let first = gw.login(ALICE).await;
     let reply = gw
         .token(&format!(
@@ -194,7 +187,7 @@ async fn refresh_rotates_and_the_old_refresh_token_is_spent() {
 
 #[tokio::test]
 async fn reusing_a_spent_refresh_token_revokes_the_whole_session() {
-    let (_up, gw) = gateway().await;
+    let (_up, gw) = gateway(Options::default()).await;
     let first = gw.login(ALICE).await;
     let second = Tokens::from(&gw.refresh(&first.refresh).await);
     assert_eq!(gw.get("/x", Some(&second.access)).await.status, 200);
@@ -218,7 +211,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_session() {
 
 #[tokio::test]
 async fn concurrent_refreshes_with_one_token_have_exactly_one_winner() {
-    let (_up, gw) = gateway().await;
+    let (_up, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     let gw = std::sync::Arc::new(gw);
     let tasks: Vec<_> = (0..20)
@@ -246,7 +239,7 @@ async fn concurrent_refreshes_with_one_token_have_exactly_one_winner() {
 
 #[tokio::test]
 async fn logout_revokes_access_and_refresh_tokens() {
-    let (_up, gw) = gateway().await;
+    let (_up, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
     assert_eq!(gw.get("/x", Some(&tokens.access)).await.status, 200);
 
@@ -269,7 +262,7 @@ async fn logout_revokes_access_and_refresh_tokens() {
 
 #[tokio::test]
 async fn logout_needs_a_valid_bearer_token() {
-    let (_up, gw) = gateway().await;
+    let (_up, gw) = gateway(Options::default()).await;
     let req = Request::post("/api/oauth2/logout")
         .body(crate::support::empty())
         .unwrap();
@@ -284,7 +277,7 @@ async fn logout_needs_a_valid_bearer_token() {
 
 #[tokio::test]
 async fn every_error_row_of_the_token_endpoint() {
-    let (_up, gw) = gateway().await;
+    let (_up, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
 
     // malformed body, missing parameter, wrong content type → invalid_request
@@ -366,14 +359,10 @@ async fn every_error_row_of_the_token_endpoint() {
 
 #[tokio::test]
 async fn an_expired_refresh_token_is_invalid_grant() {
-    let upstream = MockUpstream::start().await;
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            tokens: "refresh_ttl = \"1s\"",
-            ..Options::default()
-        },
-    )
+    let (_upstream, gw) = gateway(Options {
+        tokens: "refresh_ttl = \"1s\"",
+        ..Options::default()
+    })
     .await;
     let tokens = gw.login(ALICE).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;

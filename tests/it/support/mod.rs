@@ -173,6 +173,13 @@ impl Drop for TestGateway {
     }
 }
 
+/// A mock upstream and a gateway in front of it.
+pub(crate) async fn gateway(options: Options) -> (upstream::MockUpstream, TestGateway) {
+    let upstream = upstream::MockUpstream::start().await;
+    let gw = TestGateway::start(upstream.addr, options).await;
+    (upstream, gw)
+}
+
 /// Writes the key material and `portcullis.toml` for `options` into `dir`; returns the config
 /// file's path.
 pub(crate) fn write_config(dir: &Path, upstream: SocketAddr, options: &Options) -> PathBuf {
