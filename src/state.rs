@@ -62,7 +62,15 @@ impl Snapshot {
                 .unwrap_or(None),
             None => None,
         };
-        let (Some(keys), true) = (keys, issues.is_empty()) else {
+        let router = Router::new(&config.routes)
+            .map_err(|(i, e)| {
+                issues.push(ConfigIssue::new(
+                    format!("routes[{i}].upstream_ca"),
+                    crate::telemetry::error_chain(&e),
+                ))
+            })
+            .ok();
+        let (Some(keys), Some(router), true) = (keys, router, issues.is_empty()) else {
             return Err(ConfigErrors(issues));
         };
         Ok(Snapshot {
@@ -70,7 +78,7 @@ impl Snapshot {
             refresh_validation: validation(&keys, REFRESH_AUDIENCE, &t.issuer, t.leeway),
             jwks: crate::token::discovery::jwks(&keys),
             users: Users::new(&config.users),
-            router: Router::new(&config.routes),
+            router,
             keys,
             certificate,
             config,

@@ -503,12 +503,6 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
             }
         };
         let upstream_ca = c.optional_path(r.upstream_ca);
-        if upstream_ca.is_some() {
-            c.notice(
-                format!("{key}.upstream_ca"),
-                "not used in this version (https upstreams are not supported yet)",
-            );
-        }
         let websocket = r.websocket.unwrap_or(true);
         if path_prefix_shadows_endpoint(&path_prefix, endpoints) {
             c.notice(
@@ -553,17 +547,14 @@ fn upstreams(c: &mut Checker, key: &str, raw: &[String]) -> Vec<http::Uri> {
             "at least one upstream URL is required",
         );
     }
-    if raw.len() > 1 {
-        c.notice(
-            format!("{key}.upstreams"),
-            "this version sends every request to the first upstream (no balancing yet)",
-        );
-    }
     let mut out = Vec::with_capacity(raw.len());
     for (j, text) in raw.iter().enumerate() {
         let ukey = format!("{key}.upstreams[{j}]");
         match http::Uri::from_str(text) {
-            Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some() =>
+            {
                 if uri.query().is_some() {
                     c.issue(ukey, format!("{text:?}: must not have a query"));
                 } else {

@@ -8,7 +8,7 @@ mod normalize;
 pub use normalize::check as check_path;
 
 use crate::config::RouteConfig;
-use crate::proxy::Upstream;
+use crate::proxy::{ClientError, Upstream};
 
 /// The routes of one snapshot, ready to match.
 #[derive(Debug)]
@@ -25,16 +25,18 @@ pub struct Route {
 }
 
 impl Router {
-    pub fn new(routes: &[RouteConfig]) -> Self {
-        let mut routes: Vec<Route> = routes
+    /// Builds every route's upstream client; the error names the route's index.
+    pub fn new(routes: &[RouteConfig]) -> Result<Self, (usize, ClientError)> {
+        let mut routes = routes
             .iter()
-            .filter_map(|config| {
-                Some(Route {
-                    upstream: Upstream::new(config)?,
+            .enumerate()
+            .map(|(i, config)| {
+                Ok(Route {
+                    upstream: Upstream::new(config).map_err(|e| (i, e))?,
                     config: config.clone(),
                 })
             })
-            .collect();
+            .collect::<Result<Vec<Route>, _>>()?;
         routes.sort_by(|a, b| {
             let (a, b) = (&a.config, &b.config);
             b.path_prefix
@@ -42,7 +44,7 @@ impl Router {
                 .cmp(&a.path_prefix.len())
                 .then_with(|| b.host.is_some().cmp(&a.host.is_some()))
         });
-        Self { routes }
+        Ok(Self { routes })
     }
 
     /// The route for `host` (as sent, possibly with a port) and `path` (already checked).
@@ -117,7 +119,7 @@ mod tests {
             Path::new("/x/portcullis.toml"),
         )
         .unwrap();
-        Router::new(&cfg.routes)
+        Router::new(&cfg.routes).unwrap()
     }
 
     fn name(r: &Router, host: Option<&str>, path: &str) -> String {

@@ -248,3 +248,83 @@ async fn tls_false_serves_plain_http() {
     assert_eq!(client.request(req).await.unwrap().status(), 200);
     assert_eq!(upstream.last().headers["x-forwarded-proto"], "http");
 }
+
+#[tokio::test]
+async fn upstreams_alternate_and_a_dead_one_is_skipped() {
+    let a = MockUpstream::start().await;
+    let b = MockUpstream::start().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let routes = format!(
+        "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\n\
+         upstreams = [\"http://{}\", \"http://{dead}\", \"http://{}\"]\n",
+        a.addr, b.addr
+    );
+    let (_unused, gw) = gateway(Options {
+        routes,
+        ..Options::default()
+    })
+    .await;
+    let tokens = gw.login(ALICE).await;
+    for _ in 0..9 {
+        let reply = gw.get("/x", Some(&tokens.access)).await;
+        assert_eq!(
+            reply.status, 200,
+            "a bodiless request is retried past the dead upstream"
+        );
+    }
+    assert_eq!(a.count() + b.count(), 9);
+    assert!(
+        a.count() >= 3 && b.count() >= 3,
+        "a={} b={}",
+        a.count(),
+        b.count()
+    );
+
+    // A request with a body cannot be replayed: it is never sent to the dead upstream twice in a
+    // row, because the dead one is skipped for the cooldown.
+    for _ in 0..4 {
+        let req = Request::post("/upload")
+            .header("authorization", format!("Bearer {}", tokens.access))
+            .body(crate::support::full("data"))
+            .unwrap();
+        assert_eq!(gw.send(req).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn https_upstreams_are_verified_against_upstream_ca() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let upstream = MockUpstream::start_tls(&leaf.pem(), &leaf_key.serialize_pem()).await;
+    let port = upstream.addr.port();
+    let routes = format!(
+        "[[routes]]\nname = \"private\"\npath_prefix = \"/private\"\n\
+         upstreams = [\"https://localhost:{port}\"]\nupstream_ca = \"upstream-ca.pem\"\n\n\
+         [[routes]]\nname = \"system\"\npath_prefix = \"/system\"\n\
+         upstreams = [\"https://localhost:{port}\"]\n"
+    );
+    let (_unused, gw) = gateway(Options {
+        routes,
+        files: vec![("upstream-ca.pem", ca.pem())],
+        ..Options::default()
+    })
+    .await;
+    let tokens = gw.login(ALICE).await;
+    let reply = gw.get("/private/x", Some(&tokens.access)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(upstream.last().headers["x-auth-user"], ALICE.0);
+    assert_eq!(upstream.count(), 1);
+    // The same upstream is not trusted by the system roots.
+    assert_eq!(gw.get("/system/x", Some(&tokens.access)).await.status, 502);
+    assert_eq!(upstream.count(), 1);
+}
