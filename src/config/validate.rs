@@ -531,12 +531,6 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
             websocket,
         });
     }
-    if out.iter().any(|r| r.websocket) {
-        c.notice(
-            "routes[].websocket",
-            "WebSocket upgrades are not proxied yet in this version",
-        );
-    }
     out
 }
 

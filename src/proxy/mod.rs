@@ -8,6 +8,7 @@ mod balance;
 mod client;
 mod error;
 pub mod headers;
+mod upgrade;
 
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
@@ -91,8 +92,13 @@ pub async fn forward(
     route: &RouteConfig,
     upstream: &Upstream,
     identity: Option<&Identity>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
+    let switch = route
+        .websocket
+        .then(|| upgrade::requested(req.headers(), req.version()))
+        .flatten()
+        .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
     let (mut parts, incoming) = req.into_parts();
     let host = parts.headers.get(http::header::HOST).cloned().or_else(|| {
         parts
@@ -107,13 +113,16 @@ pub async fn forward(
         .to_owned();
     parts.version = upstream.version;
     headers::rewrite_request(ctx, route, identity, host.as_ref(), &mut parts.headers);
+    if let Some((protocol, _)) = &switch {
+        upgrade::restore(&mut parts.headers, protocol.clone());
+    }
     let replayable = incoming.is_end_stream();
 
     let balancer = &upstream.balancer;
     let mut target = balancer.pick();
     let mut body = Some(incoming.boxed());
     let timeout = route.timeout;
-    let response = loop {
+    let mut response = loop {
         parts.uri = upstream_uri(route, target, &path_and_query).map_err(ProxyError::Target)?;
         let request = Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
         match tokio::time::timeout(timeout, upstream.client.request(request)).await {
@@ -132,7 +141,17 @@ pub async fn forward(
             Ok(Err(e)) => return Err(ProxyError::Upstream(e)),
         }
     };
+    let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    let upstream_upgrade = switched.then(|| hyper::upgrade::on(&mut response));
     let (mut parts, body) = response.into_parts();
+    let protocol = parts.headers.get(http::header::UPGRADE).cloned();
     headers::rewrite_response(ctx, identity, &mut parts.headers);
+    if let (Some((_, client)), Some(upstream), Some(protocol)) =
+        (switch, upstream_upgrade, protocol)
+    {
+        upgrade::restore(&mut parts.headers, protocol);
+        let sid = identity.map(|id| id.sid.clone());
+        tokio::spawn(upgrade::tunnel(client, upstream, ctx.shared.clone(), sid));
+    }
     Ok(Response::from_parts(parts, body.boxed()))
 }

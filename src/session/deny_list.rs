@@ -4,11 +4,24 @@
 //! no map guard escapes a method or is held across an `.await`.
 
 use dashmap::DashMap;
+use tokio::sync::watch;
 
 /// Revoked session ids, each with the Unix second after which no token of it can be valid anyway.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DenyList {
     entries: DashMap<String, u64>,
+    /// Bumped on every insertion, so that long-lived connections (upgraded tunnels) can wake up
+    /// and check whether their own session is now denied.
+    changed: watch::Sender<u64>,
+}
+
+impl Default for DenyList {
+    fn default() -> Self {
+        Self {
+            entries: DashMap::new(),
+            changed: watch::channel(0).0,
+        }
+    }
 }
 
 impl DenyList {
@@ -17,6 +30,17 @@ impl DenyList {
             .entry(sid.to_owned())
             .and_modify(|u| *u = (*u).max(until))
             .or_insert(until);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Waits until `sid` is denied (returns at once if it already is).
+    pub async fn revoked(&self, sid: &str) {
+        let mut changed = self.changed.subscribe();
+        while !self.is_denied(sid) {
+            if changed.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     pub fn is_denied(&self, sid: &str) -> bool {
@@ -52,5 +76,22 @@ mod tests {
         assert!(deny.is_denied("a"), "the later deadline wins");
         deny.purge(100);
         assert!(!deny.is_denied("a"));
+    }
+
+    #[tokio::test]
+    async fn revoked_wakes_up_on_insertion_of_that_sid() {
+        let deny = std::sync::Arc::new(DenyList::default());
+        let waiter = {
+            let deny = deny.clone();
+            tokio::spawn(async move { deny.revoked("s").await })
+        };
+        deny.insert("other", 10);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        deny.insert("s", 10);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

@@ -1,66 +1,18 @@
 //! SPEC §1.3, §1.4, §4.3: durable sessions, revocation, introspection, the replay window,
 //! login throttling and session lifetimes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
 
+use crate::support::child::ChildGateway;
 use crate::support::upstream::MockUpstream;
 use crate::support::{
     captured_logs, decode_parts, empty, full, gateway, send_to, tls_client, write_config, Options,
     Reply, TempDir, TestGateway, Tokens, ALICE, BOB,
 };
-
-/// The gateway binary serving the configuration in `dir`; killed on drop.
-struct ChildGateway {
-    child: Child,
-    port: u16,
-}
-
-impl ChildGateway {
-    fn start(config: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("serve")
-            .arg("-c")
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if json["message"] == "portcullis ready" {
-                        let _ = tx.send(json["listen"].as_str().unwrap_or_default().to_owned());
-                    }
-                }
-            }
-        });
-        let listen = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the gateway starts");
-        let port = listen.rsplit(':').next().unwrap().parse().unwrap();
-        Self { child, port }
-    }
-
-    fn kill_9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no shutdown code runs
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for ChildGateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn token(port: u16, form: String) -> Reply {
     let req = Request::post("/api/oauth2/token")

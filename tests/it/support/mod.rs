@@ -1,6 +1,7 @@
 //! Fixtures: `TestGateway` (a gateway on an ephemeral port, shut down on drop), a rustls
 //! client that trusts the gateway's test certificate, and helpers to mint and read tokens.
 
+pub(crate) mod child;
 pub(crate) mod upstream;
 
 use std::net::SocketAddr;
@@ -247,9 +248,16 @@ pub(crate) async fn send_to(
 pub(crate) fn tls_client(
     http2_only: bool,
 ) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>> {
+    tls_client_trusting(&material().cert_pem, http2_only)
+}
+
+/// A rustls client that trusts only `cert_pem`.
+pub(crate) fn tls_client_trusting(
+    cert_pem: &str,
+    http2_only: bool,
+) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>> {
     let mut roots = rustls::RootCertStore::empty();
-    let cert =
-        rustls::pki_types::pem::PemObject::from_pem_slice(material().cert_pem.as_bytes()).unwrap();
+    let cert = rustls::pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes()).unwrap();
     roots.add(cert).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)

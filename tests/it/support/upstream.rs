@@ -77,7 +77,7 @@ impl MockUpstream {
                     let _ = match tls {
                         None => {
                             builder
-                                .serve_connection(TokioIo::new(stream), service)
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                                 .await
                         }
                         Some(tls) => {
@@ -85,7 +85,7 @@ impl MockUpstream {
                                 return;
                             };
                             builder
-                                .serve_connection(TokioIo::new(stream), service)
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                                 .await
                         }
                     };
@@ -110,6 +110,22 @@ impl MockUpstream {
     }
 }
 
+/// `101 Switching Protocols`, then echoes every byte back.
+fn echo_upgrade(mut req: Request<Incoming>) -> Response<BoxBody<Bytes, hyper::Error>> {
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let (mut reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+        let _ = tokio::io::copy(&mut reader, &mut writer).await;
+    });
+    Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .body(super::full(Bytes::new()))
+        .unwrap()
+}
+
 async fn answer(
     req: Request<Incoming>,
     log: &Mutex<Vec<Received>>,
@@ -119,6 +135,9 @@ async fn answer(
         headers: req.headers().clone(),
     });
     let path = req.uri().path().to_owned();
+    if path == "/ws" && req.headers().contains_key("upgrade") {
+        return echo_upgrade(req);
+    }
     if let Some(n) = path.strip_prefix("/download/") {
         let total: usize = n.parse().unwrap();
         return Response::new(pattern_body(total));

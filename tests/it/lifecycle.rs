@@ -1,0 +1,228 @@
+//! SPEC §3 limits and §4.2 signals: SIGHUP reload, SIGTERM drain, slow clients, connection cap.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::Request;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::child::ChildGateway;
+use crate::support::upstream::MockUpstream;
+use crate::support::{
+    empty, full, gateway, material, send_to, tls_client, tls_client_trusting, write_config,
+    Options, TempDir, ALICE,
+};
+
+async fn login_status(port: u16, user: &str, password: &str) -> u16 {
+    let req = Request::post("/api/oauth2/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(full(format!(
+            "grant_type=password&username={user}&password={password}"
+        )))
+        .unwrap();
+    send_to(&tls_client(false), port, req).await.status.as_u16()
+}
+
+/// Polls `check` every 100 ms for up to 10 s.
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn sighup_reloads_users_routes_and_the_certificate() {
+    let upstream = MockUpstream::start().await;
+    let other = MockUpstream::start().await;
+    let dir = TempDir::new();
+    let config = write_config(dir.path(), upstream.addr, &Options::default());
+    let gw = ChildGateway::start(&config);
+    assert_eq!(login_status(gw.port, "carol", "carol-pw").await, 400);
+    let public = Request::get("/new/x").body(empty()).unwrap();
+    assert_eq!(
+        send_to(&tls_client(false), gw.port, public).await.status,
+        401
+    );
+
+    // A new user, a new public route, a new certificate.
+    let carol = portcullis::init::users_toml("carol", "carol-pw", &["user"]);
+    let users = format!("{}\n{carol}", material().users_toml);
+    let routes = format!(
+        "[[routes]]\nname = \"new\"\npath_prefix = \"/new\"\nauth = \"public\"\n\
+         upstreams = [\"http://{}\"]\n\n\
+         [[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{{upstream}}\"]\n",
+        other.addr
+    );
+    write_config(
+        dir.path(),
+        upstream.addr,
+        &Options {
+            routes,
+            ..Options::default()
+        },
+    );
+    std::fs::write(dir.path().join("users.toml"), users).unwrap();
+    let (cert, key) =
+        portcullis::keygen::self_signed(&["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("gateway.crt"), &cert).unwrap();
+    portcullis::keygen::write_private(&dir.path().join("gateway.key"), key.as_bytes()).unwrap();
+    gw.signal("HUP");
+
+    let new_cert_client = tls_client_trusting(&cert, false);
+    let port = gw.port;
+    assert!(
+        eventually(|| {
+            let client = new_cert_client.clone();
+            async move {
+                let req = Request::post("/api/oauth2/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(full("grant_type=password&username=carol&password=carol-pw"))
+                    .unwrap();
+                tokio::time::timeout(Duration::from_secs(5), async {
+                    let req = {
+                        let mut req = req;
+                        *req.uri_mut() = format!("https://localhost:{port}/api/oauth2/token")
+                            .parse()
+                            .unwrap();
+                        req
+                    };
+                    client
+                        .request(req)
+                        .await
+                        .map(|r| r.status() == 200)
+                        .unwrap_or(false)
+                })
+                .await
+                .unwrap_or(false)
+            }
+        })
+        .await,
+        "after SIGHUP the new certificate is served and carol can log in"
+    );
+    let public = Request::get("/new/x").body(empty()).unwrap();
+    let reply = crate::support::send_to(&new_cert_client, gw.port, public).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(other.count(), 1);
+
+    // A broken configuration is refused; the running one keeps serving.
+    std::fs::write(&config, "[server]\nlisten = \"nowhere\"\n").unwrap();
+    gw.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let req = Request::get("/new/x").body(empty()).unwrap();
+    assert_eq!(
+        crate::support::send_to(&new_cert_client, gw.port, req)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+    let upstream = MockUpstream::start().await;
+    let dir = TempDir::new();
+    let config = write_config(dir.path(), upstream.addr, &Options::default());
+    let mut gw = ChildGateway::start(&config);
+    let port = gw.port;
+    let tokens = crate::support::Tokens::from(&{
+        let req = Request::post("/api/oauth2/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(full(format!(
+                "grant_type=password&username={}&password={}",
+                ALICE.0, ALICE.1
+            )))
+            .unwrap();
+        send_to(&tls_client(false), port, req).await
+    });
+    let slow = tokio::spawn(async move {
+        let req = Request::get("/slow")
+            .header("authorization", format!("Bearer {}", tokens.access))
+            .body(empty())
+            .unwrap();
+        send_to(&tls_client(false), port, req).await
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    gw.signal("TERM");
+    let reply = slow.await.unwrap();
+    assert_eq!(reply.status, 200, "the in-flight request completed");
+    assert_eq!(reply.text(), "slow");
+    let exited = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = gw.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(exited.and_then(|s| s.code()), Some(0));
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_dropped() {
+    let (upstream, gw) = gateway(Options {
+        server: "header_read_timeout = \"1s\"",
+        ..Options::default()
+    })
+    .await;
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut plain = tcp; // no TLS handshake at all: the handshake is bounded by the same timeout
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), plain.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Inside TLS: a head that never ends.
+    let (_, mut tls) = crate::upgrade::tls_connect(&gw).await;
+    tls.write_all(b"GET /x HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "dropped within the timeout");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn connections_beyond_max_connections_wait_for_a_free_slot() {
+    let (_upstream, gw) = gateway(Options {
+        server: "max_connections = 1",
+        ..Options::default()
+    })
+    .await;
+    let gw = Arc::new(gw);
+    let (_, first) = crate::upgrade::tls_connect(&gw).await;
+    // The second connection is accepted by the kernel but not served while the first is open.
+    let second = {
+        let gw = gw.clone();
+        tokio::spawn(async move { crate::upgrade::tls_connect(&gw).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!second.is_finished(), "the second TLS handshake waits");
+    drop(first);
+    let (_, mut tls) = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .unwrap()
+        .unwrap();
+    tls.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tls.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+}

@@ -1,0 +1,64 @@
+//! `ChildGateway`: the built binary serving a configuration, for what only a real process can
+//! show (signals, `kill -9`, exit codes).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The gateway binary serving the configuration in `dir`; killed on drop.
+pub(crate) struct ChildGateway {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+}
+
+impl ChildGateway {
+    pub(crate) fn start(config: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("serve")
+            .arg("-c")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if json["message"] == "portcullis ready" {
+                        let _ = tx.send(json["listen"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+            }
+        });
+        let listen = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the gateway starts");
+        let port = listen.rsplit(':').next().unwrap().parse().unwrap();
+        Self { child, port }
+    }
+
+    /// Sends `signal` (e.g. `"HUP"`, `"TERM"`) to the process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub(crate) fn kill_9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no shutdown code runs
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ChildGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
