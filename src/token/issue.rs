@@ -4,7 +4,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{encode, Header};
 use serde::Serialize;
 
 use super::claims::{AccessClaims, RefreshClaims, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
@@ -50,8 +49,8 @@ impl std::fmt::Debug for TokenResponse {
 
 /// Why minting failed: only a key that cannot sign, which the snapshot build rules out.
 #[derive(Debug, thiserror::Error)]
-#[error("signing failed")]
-pub struct MintError(#[source] jsonwebtoken::errors::Error);
+#[error("minting a token failed")]
+pub struct MintError(#[source] super::keys::SignError);
 
 /// When the refresh token minted for `req` expires: its lifetime from now, capped by the
 /// session's absolute lifetime. `None` when the session has reached that cap.
@@ -80,10 +79,7 @@ pub fn mint(
     refresh_at: SystemTime,
 ) -> Result<TokenResponse, MintError> {
     let t = &snapshot.config.tokens;
-    let (kid, key) = snapshot.keys.signing();
-    let mut header = Header::new(snapshot.keys.algorithm);
-    header.kid = Some(kid.to_owned());
-    header.typ = Some("JWT".to_owned());
+    let keys = &snapshot.keys;
 
     let iat = unix(req.now);
     let access_at = req.now + t.access_ttl;
@@ -112,10 +108,10 @@ pub fn mint(
         exp: unix(refresh_at),
     };
     Ok(TokenResponse {
-        access_token: encode(&header, &access, key).map_err(MintError)?,
+        access_token: keys.sign(&access).map_err(MintError)?,
         token_type: "Bearer",
         expires_in: t.access_ttl.as_secs(),
-        refresh_token: encode(&header, &refresh, key).map_err(MintError)?,
+        refresh_token: keys.sign(&refresh).map_err(MintError)?,
         access_expires_at: rfc3339_7(access_at),
         refresh_expires_at: rfc3339_7(refresh_at),
         refresh_exp: refresh.exp,

@@ -11,19 +11,21 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa;
 use aws_lc_rs::signature::{
-    EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair as _,
+    EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair as _, RsaEncoding,
     ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// The key that signs new tokens, and every key that verifies them.
 #[derive(Debug)]
 pub struct KeySet {
     pub algorithm: Algorithm,
-    signing: EncodingKey,
+    signer: Signer,
     signing_kid: String,
+    /// `base64url({"alg":…,"kid":…,"typ":"JWT"})`, the same for every token of this key.
+    header_b64: String,
     verifying: HashMap<String, DecodingKey>,
     public: Vec<PublicKey>,
 }
@@ -99,10 +101,13 @@ impl KeySet {
         let family = Family::of(algorithm).ok_or(KeyError::UnsupportedAlgorithm(algorithm))?;
         check_private(signing_key)?;
         let pem = read_pem(signing_key)?;
-        let (signing, public, decoding) = private_key(signing_key, &pem, family)?;
+        let (signer, public, decoding) = private_key(signing_key, &pem, family, algorithm)?;
+        let header =
+            serde_json::json!({"alg": format!("{algorithm:?}"), "kid": public.kid, "typ": "JWT"});
         let mut set = KeySet {
             algorithm,
-            signing,
+            signer,
+            header_b64: b64(header.to_string().as_bytes()),
             signing_kid: public.kid.clone(),
             verifying: HashMap::new(),
             public: Vec::new(),
@@ -113,7 +118,7 @@ impl KeySet {
             let (public, decoding) = if pem.tag() == "PUBLIC KEY" {
                 public_key(path, &pem, family)?
             } else {
-                let (_, public, decoding) = private_key(path, &pem, family)?;
+                let (_, public, decoding) = private_key(path, &pem, family, algorithm)?;
                 (public, decoding)
             };
             set.add(public, decoding);
@@ -131,8 +136,22 @@ impl KeySet {
         }
     }
 
-    pub fn signing(&self) -> (&str, &EncodingKey) {
-        (&self.signing_kid, &self.signing)
+    /// Signs `claims` as a compact JWS with the signing key: `header.payload.signature`.
+    pub fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, SignError> {
+        let payload = serde_json::to_vec(claims).map_err(|_| SignError)?;
+        let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 400);
+        token.push_str(&self.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = self.signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
+    }
+
+    /// The `kid` new tokens carry.
+    pub fn signing_kid(&self) -> &str {
+        &self.signing_kid
     }
 
     /// The verification key for `kid`, if it is one of ours.
@@ -143,6 +162,61 @@ impl KeySet {
     /// Every public key that verifies, the signing key's first.
     pub fn public_keys(&self) -> &[PublicKey] {
         &self.public
+    }
+}
+
+/// A parsed private key, kept for the snapshot's life so that signing never re-parses it.
+enum Signer {
+    Rsa(rsa::KeyPair, &'static dyn RsaEncoding),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+impl Signer {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match self {
+            Self::Rsa(pair, encoding) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(*encoding, &rng, message, &mut signature)
+                    .map_err(|_| SignError)?;
+                Ok(signature)
+            }
+            Self::Ec(pair) => Ok(pair
+                .sign(&rng, message)
+                .map_err(|_| SignError)?
+                .as_ref()
+                .to_vec()),
+            Self::Ed(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Rsa(..) => "Signer::Rsa",
+            Self::Ec(_) => "Signer::Ec",
+            Self::Ed(_) => "Signer::Ed",
+        })
+    }
+}
+
+/// The signature primitive failed (never expected with a key that loaded).
+#[derive(Debug, thiserror::Error)]
+#[error("signing failed")]
+pub struct SignError;
+
+/// The RSA padding and digest of an RS* or PS* algorithm.
+fn rsa_encoding(algorithm: Algorithm) -> &'static dyn RsaEncoding {
+    use aws_lc_rs::signature as s;
+    match algorithm {
+        Algorithm::RS256 => &s::RSA_PKCS1_SHA256,
+        Algorithm::RS384 => &s::RSA_PKCS1_SHA384,
+        Algorithm::PS256 => &s::RSA_PSS_SHA256,
+        Algorithm::PS384 => &s::RSA_PSS_SHA384,
+        Algorithm::PS512 => &s::RSA_PSS_SHA512,
+        _ => &s::RSA_PKCS1_SHA512,
     }
 }
 
@@ -183,7 +257,8 @@ fn private_key(
     path: &Path,
     pem: &pem::Pem,
     family: Family,
-) -> Result<(EncodingKey, PublicKey, DecodingKey), KeyError> {
+    algorithm: Algorithm,
+) -> Result<(Signer, PublicKey, DecodingKey), KeyError> {
     let wrong = || KeyError::WrongType(path.to_path_buf(), family.name());
     let der = pem.contents();
     match family {
@@ -194,11 +269,8 @@ fn private_key(
                 _ => return Err(wrong()),
             }
             .map_err(|_| wrong())?;
-            // jsonwebtoken's aws-lc backend takes PKCS#1 DER; its PEM reader accepts both.
-            let encoding = EncodingKey::from_rsa_pem(pem::encode(pem).as_bytes())
-                .map_err(|_| KeyError::Parse(path.to_path_buf()))?;
             let (public, decoding) = rsa_public(path, pair.public_key())?;
-            Ok((encoding, public, decoding))
+            Ok((Signer::Rsa(pair, rsa_encoding(algorithm)), public, decoding))
         }
         Family::Ec(alg, crv, len) => {
             let pair = match pem.tag() {
@@ -207,19 +279,17 @@ fn private_key(
                 _ => return Err(wrong()),
             }
             .map_err(|_| wrong())?;
-            let pkcs8 = pair.to_pkcs8v1().map_err(|_| wrong())?;
             let spki = pair.public_key().as_der().map_err(|_| wrong())?;
             let (public, decoding) =
                 ec_public(path, spki.as_ref(), pair.public_key().as_ref(), crv, len)?;
-            Ok((EncodingKey::from_ec_der(pkcs8.as_ref()), public, decoding))
+            Ok((Signer::Ec(pair), public, decoding))
         }
         Family::Ed25519 => {
             if pem.tag() != "PRIVATE KEY" {
                 return Err(wrong());
             }
+            // OpenSSL writes PKCS#8 v1 (no public key); accept it.
             let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| wrong())?;
-            // jsonwebtoken's backend wants PKCS#8 v2 (with the public key); OpenSSL writes v1.
-            let pkcs8 = pair.to_pkcs8().map_err(|_| wrong())?;
             let spki = pair.public_key().as_der().map_err(|_| wrong())?;
             let raw = pair.public_key().as_ref();
             let public = PublicKey {
@@ -229,11 +299,8 @@ fn private_key(
                     x: b64(raw),
                 },
             };
-            Ok((
-                EncodingKey::from_ed_der(pkcs8.as_ref()),
-                public,
-                DecodingKey::from_ed_der(raw),
-            ))
+            let decoding = DecodingKey::from_ed_der(raw);
+            Ok((Signer::Ed(pair), public, decoding))
         }
     }
 }
