@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Validation};
 use portcullis::auth::verify;
 use portcullis::token::claims::AccessClaims;
 use portcullis::token::keys::KeySet;
@@ -22,6 +22,8 @@ pub const LEEWAY: Duration = Duration::from_secs(30);
 
 pub struct Fixture {
     pub keys: KeySet,
+    /// The same private key, for signing arbitrary header and payload segments.
+    pub encoding: EncodingKey,
     pub validation: Validation,
     /// The `kid` of the signing key.
     pub kid: String,
@@ -58,8 +60,8 @@ fn make_fixture() -> Fixture {
     let _ = std::fs::remove_file(&path);
     let keys = loaded.expect("load key");
     let validation = verify::validation(&keys, AUDIENCE, ISSUER, LEEWAY);
-    let (kid, encoding) = keys.signing();
-    let kid = kid.to_owned();
+    let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("encoding key");
+    let kid = keys.signing_kid().to_owned();
 
     let created = now();
     let claims = AccessClaims {
@@ -74,9 +76,8 @@ fn make_fixture() -> Fixture {
         sid: "5b1e9a40-0000-4000-8000-000000000002".to_owned(),
         roles: vec!["reader".to_owned(), "admin".to_owned()],
     };
-    let mut header = Header::new(ALGORITHM);
-    header.kid = Some(kid.clone());
-    let token = jsonwebtoken::encode(&header, &claims, encoding).expect("sign token");
+    // Signed the way the token endpoint signs.
+    let token = keys.sign(&claims).expect("sign token");
     let mut parts = token.split('.');
     let header_b64 = parts.next().unwrap().to_owned();
     let payload_b64 = parts.next().unwrap().to_owned();
@@ -88,8 +89,14 @@ fn make_fixture() -> Fixture {
         verify::verify(&keys, &validation, &token).expect("fixture token verifies");
     assert_eq!(back.sub, "alice");
 
+    // A signature made outside the KeySet with the same key must verify too.
+    let message = format!("{header_b64}.{payload_b64}");
+    let resigned = jsonwebtoken::crypto::sign(message.as_bytes(), &encoding, ALGORITHM).unwrap();
+    assert_eq!(resigned, signature_b64, "RS512 signatures are deterministic");
+
     Fixture {
         keys,
+        encoding,
         validation,
         kid,
         token,
@@ -102,9 +109,7 @@ fn make_fixture() -> Fixture {
 
 /// Signs `header_b64 + "." + payload_b64` with the fixture's key: the base64url signature.
 pub fn sign(message: &str) -> String {
-    let f = fixture();
-    let (_, key) = f.keys.signing();
-    jsonwebtoken::crypto::sign(message.as_bytes(), key, ALGORITHM).expect("sign")
+    jsonwebtoken::crypto::sign(message.as_bytes(), &fixture().encoding, ALGORITHM).expect("sign")
 }
 
 pub fn b64(bytes: &[u8]) -> String {

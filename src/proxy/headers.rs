@@ -58,7 +58,14 @@ pub fn rewrite_request(
     host: Option<&HeaderValue>,
     headers: &mut HeaderMap,
 ) {
+    // `TE: trailers` is the one TE value that survives a hop (RFC 9113 §8.2.2): gRPC needs it.
+    let te_trailers = headers
+        .get(TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     remove_hop_by_hop(headers);
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
     for name in [&X_AUTH_USER, &X_AUTH_ROLES, &X_AUTH_SESSION] {
         headers.remove(name);
     }

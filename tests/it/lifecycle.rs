@@ -226,3 +226,73 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     tls.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
 }
+
+/// Peak resident set of process `pid`, from `/proc/<pid>/status` (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_gibibyte_each_way_streams_in_bounded_memory() {
+    use http_body_util::BodyExt;
+    const GIB: u64 = 1 << 30;
+    let upstream = MockUpstream::start().await;
+    let dir = TempDir::new();
+    let config = write_config(dir.path(), upstream.addr, &Options::default());
+    let gw = ChildGateway::start(&config);
+    let client = tls_client(false);
+    let tokens = crate::support::Tokens::from(&{
+        let req = Request::post("/api/oauth2/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(full(format!(
+                "grant_type=password&username={}&password={}",
+                ALICE.0, ALICE.1
+            )))
+            .unwrap();
+        send_to(&client, gw.port, req).await
+    });
+    let bearer = format!("Bearer {}", tokens.access);
+
+    let mut req = Request::post("/count")
+        .header("authorization", &bearer)
+        .body(crate::support::upstream::zeros_body(GIB))
+        .unwrap();
+    *req.uri_mut() = format!("https://localhost:{}/count", gw.port)
+        .parse()
+        .unwrap();
+    let response = client.request(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        GIB.to_string(),
+        "the upload arrived whole"
+    );
+
+    let mut req = Request::get("/")
+        .header("authorization", &bearer)
+        .body(empty())
+        .unwrap();
+    *req.uri_mut() = format!("https://localhost:{}/zeros/{GIB}", gw.port)
+        .parse()
+        .unwrap();
+    let response = client.request(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            received += data.len() as u64;
+        }
+    }
+    assert_eq!(received, GIB, "the download arrived whole");
+
+    let peak = peak_rss_kib(gw.child.id());
+    eprintln!("gateway peak RSS after 1 GiB each way: {peak} KiB");
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+}

@@ -328,3 +328,37 @@ async fn https_upstreams_are_verified_against_upstream_ca() {
     assert_eq!(gw.get("/system/x", Some(&tokens.access)).await.status, 502);
     assert_eq!(upstream.count(), 1);
 }
+
+/// The shape of a gRPC call: HTTP/2 end to end (h2c to the upstream), `te: trailers` passed on,
+/// and the upstream's trailers delivered to the client.
+#[tokio::test]
+async fn http2_upstreams_carry_trailers_like_grpc() {
+    let routes =
+        "[[routes]]\nname = \"grpc\"\npath_prefix = \"/\"\nupstream_protocol = \"http2\"\n\
+                  upstreams = [\"http://{upstream}\"]\n";
+    let (upstream, gw) = gateway(Options {
+        routes: routes.to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let tokens = gw.login(ALICE).await;
+    let h2 = tls_client(true);
+    let req = Request::post("/trailers")
+        .header("authorization", format!("Bearer {}", tokens.access))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(crate::support::full("request"))
+        .unwrap();
+    let reply = crate::support::send_with(&h2, &gw, req).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "streamed reply");
+    let trailers = reply.trailers.expect("trailers reach the client");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["grpc-message"], "fine");
+    let got = upstream.last();
+    assert_eq!(
+        got.headers["te"], "trailers",
+        "gRPC servers need te: trailers"
+    );
+    assert_eq!(got.headers["x-auth-user"], ALICE.0);
+}

@@ -295,16 +295,19 @@ pub(crate) struct Reply {
     pub(crate) version: http::Version,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    pub(crate) trailers: Option<HeaderMap>,
 }
 
 impl Reply {
     pub(crate) async fn read(response: Response<hyper::body::Incoming>) -> Self {
         let (parts, body) = response.into_parts();
+        let collected = body.collect().await.unwrap();
         Self {
             status: parts.status,
             version: parts.version,
             headers: parts.headers,
-            body: body.collect().await.unwrap().to_bytes(),
+            trailers: collected.trailers().cloned(),
+            body: collected.to_bytes(),
         }
     }
 

@@ -138,6 +138,34 @@ async fn answer(
     if path == "/ws" && req.headers().contains_key("upgrade") {
         return echo_upgrade(req);
     }
+    if let Some(n) = path.strip_prefix("/zeros/") {
+        return Response::new(zeros_body(n.parse().unwrap()));
+    }
+    if path == "/count" {
+        let mut body = req.into_body();
+        let mut len = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                len += data.len() as u64;
+            }
+        }
+        return Response::new(super::full(len.to_string()));
+    }
+    if path == "/trailers" {
+        let frames = vec![
+            Ok::<_, hyper::Error>(Frame::data(Bytes::from_static(b"streamed reply"))),
+            Ok(Frame::trailers({
+                let mut t = HeaderMap::new();
+                t.insert("grpc-status", "0".parse().unwrap());
+                t.insert("grpc-message", "fine".parse().unwrap());
+                t
+            })),
+        ];
+        return Response::builder()
+            .header("content-type", "application/grpc")
+            .body(StreamBody::new(stream::iter(frames)).boxed())
+            .unwrap();
+    }
     if let Some(n) = path.strip_prefix("/download/") {
         let total: usize = n.parse().unwrap();
         return Response::new(pattern_body(total));
@@ -181,6 +209,17 @@ pub(crate) fn pattern_body(total: usize) -> BoxBody<Bytes, hyper::Error> {
         let end = (start + CHUNK).min(total);
         let data: Vec<u8> = (start..end).map(|j| (j % 251) as u8).collect();
         Ok::<_, hyper::Error>(Frame::data(Bytes::from(data)))
+    });
+    StreamBody::new(stream::iter(chunks)).boxed()
+}
+
+/// `total` zero bytes as 64 KiB chunks of one shared buffer (no per-byte work).
+pub(crate) fn zeros_body(total: u64) -> BoxBody<Bytes, hyper::Error> {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let chunk = ZEROS.len() as u64;
+    let chunks = (0..total.div_ceil(chunk)).map(move |i| {
+        let len = (total - i * chunk).min(chunk) as usize;
+        Ok::<_, hyper::Error>(Frame::data(Bytes::from_static(&ZEROS[..len])))
     });
     StreamBody::new(stream::iter(chunks)).boxed()
 }
