@@ -161,9 +161,6 @@ fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
             );
         }
     }
-    if raw.idle_timeout.is_some() {
-        c.notice("server.idle_timeout", "not enforced yet in this version");
-    }
     let idle_timeout = c.span("server.idle_timeout", raw.idle_timeout.as_deref(), "60s");
     ServerConfig {
         listen: c.addr("server.listen", raw.listen.as_deref(), "0.0.0.0:8443"),

@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::idle::{Activity, Tracked};
 use crate::config::ServerConfig;
 use crate::gateway::{self, ConnInfo};
 use crate::state::Shared;
@@ -36,7 +37,7 @@ pub(super) async fn serve_connection(
                 peer,
                 scheme: "http",
             };
-            serve_http(TokioIo::new(stream), &server, shared, info, watcher).await;
+            serve_http(stream, &server, shared, info, watcher).await;
         }
         Some(acceptor) => {
             let handshake =
@@ -47,7 +48,7 @@ pub(super) async fn serve_connection(
                         peer,
                         scheme: "https",
                     };
-                    serve_http(TokioIo::new(tls), &server, shared, info, watcher).await;
+                    serve_http(tls, &server, shared, info, watcher).await;
                 }
                 Ok(Err(e)) => tracing::debug!(failure = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(failure = "timeout", "TLS handshake failed"),
@@ -57,7 +58,7 @@ pub(super) async fn serve_connection(
 }
 
 async fn serve_http<I>(
-    io: TokioIo<I>,
+    io: I,
     server: &ServerConfig,
     shared: Arc<Shared>,
     info: ConnInfo,
@@ -79,12 +80,26 @@ async fn serve_http<I>(
     if !server.http2 {
         builder = builder.http1_only();
     }
+    let activity = Activity::new();
+    let requests = activity.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(gateway::handle(shared, info, req).await) }
+        let in_flight = requests.request();
+        async move {
+            let response = gateway::handle(shared, info, req).await;
+            drop(in_flight);
+            Ok::<_, Infallible>(response)
+        }
     });
-    let conn = builder.serve_connection_with_upgrades(io, service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "connection ended with an error");
+    let io = TokioIo::new(Tracked::new(io, activity.clone()));
+    let conn = watcher.watch(builder.serve_connection_with_upgrades(io, service));
+    tokio::select! {
+        ended = conn => {
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        // Dropping the connection closes it; nothing is in progress on it.
+        () = activity.idle(server.idle_timeout) => tracing::debug!("idle connection closed"),
     }
 }

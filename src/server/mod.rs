@@ -4,6 +4,7 @@
 //! signal handlers (that is `main.rs`'s and the tests' business).
 
 mod conn;
+mod idle;
 pub mod signal;
 pub mod tls;
 

@@ -296,3 +296,61 @@ async fn a_gibibyte_each_way_streams_in_bounded_memory() {
     eprintln!("gateway peak RSS after 1 GiB each way: {peak} KiB");
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_but_slow_requests_are_not() {
+    let (_upstream, gw) = gateway(Options {
+        server: "idle_timeout = \"1s\"",
+        ..Options::default()
+    })
+    .await;
+    let (_, mut idle) = crate::upgrade::tls_connect(&gw).await;
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A request waiting 3 s on its upstream is in progress, not idle.
+    let tokens = gw.login(ALICE).await;
+    let reply = gw.get("/slow", Some(&tokens.access)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "slow");
+}
+
+/// RFC 9112 §6.1: with both `Content-Length` and `Transfer-Encoding`, the latter wins and the
+/// length is dropped before forwarding, so the gateway and the upstream cannot disagree about
+/// where the request ends (hyper does this while parsing; the test pins it).
+#[tokio::test]
+async fn conflicting_content_length_never_reaches_the_upstream() {
+    let (upstream, gw) = gateway(Options::default()).await;
+    let tokens = gw.login(ALICE).await;
+    let (_, mut tls) = crate::upgrade::tls_connect(&gw).await;
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+        tokens.access
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&response[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("\"len\":4"),
+        "the chunked body, not 40 bytes: {text}"
+    );
+    let got = upstream.last();
+    assert!(
+        got.headers.get("content-length").is_none_or(|v| v == "4"),
+        "{:?}",
+        got.headers
+    );
+}
