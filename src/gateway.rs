@@ -47,12 +47,21 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let http1 = req.version() < Version::HTTP_2;
+    let grpc = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let (mut response, cause) = match handle_inner(&mut ctx, req).await {
         Ok(response) => (response, None),
         Err(mut rejection) => {
             rejection.close &= http1;
             let cause = rejection.cause.take();
-            (rejection.into_response(), cause)
+            let response = if grpc {
+                rejection.into_grpc_response()
+            } else {
+                rejection.into_response()
+            };
+            (response, cause)
         }
     };
     response

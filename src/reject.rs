@@ -141,6 +141,41 @@ impl Rejection {
     }
 }
 
+impl Rejection {
+    /// The rejection as a gRPC "trailers-only" response: HTTP 200 with `grpc-status` and
+    /// `grpc-message`, as gRPC clients expect (and as Envoy answers gRPC requests). The status
+    /// follows gRPC's HTTP-to-gRPC mapping; the `WWW-Authenticate` challenge is kept.
+    pub fn into_grpc_response(self) -> Response<Body> {
+        let code: u16 = match self.status.as_u16() {
+            400 => 3,        // INVALID_ARGUMENT
+            401 => 16,       // UNAUTHENTICATED
+            403 => 7,        // PERMISSION_DENIED
+            404 => 12,       // UNIMPLEMENTED
+            429 => 8,        // RESOURCE_EXHAUSTED
+            502 | 503 => 14, // UNAVAILABLE
+            504 => 4,        // DEADLINE_EXCEEDED
+            _ => 13,         // INTERNAL
+        };
+        let mut response = Response::new(body::empty());
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from(code));
+        // grpc-message is percent-encoded; our descriptions are plain ASCII without '%'.
+        if let Ok(message) = HeaderValue::from_str(&self.description) {
+            headers.insert("grpc-message", message);
+        }
+        if let Some(challenge) =
+            (self.challenge).and_then(|c| HeaderValue::try_from(c.header_value()).ok())
+        {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
 impl From<AuthError> for Rejection {
     fn from(e: AuthError) -> Self {
         let invalid = |description: &'static str| Rejection {

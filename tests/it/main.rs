@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod cli;
+mod grpc;
 mod keys;
 mod lifecycle;
 mod proxy;
