@@ -130,20 +130,7 @@ fn grpc_client(
         tonic::body::Body,
     >,
 > {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(
-            rustls::pki_types::CertificateDer::from_pem_slice(material().cert_pem.as_bytes())
-                .unwrap(),
-        )
-        .unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = crate::support::client_tls_config(&material().cert_pem);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()

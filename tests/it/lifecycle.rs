@@ -13,16 +13,6 @@ use crate::support::{
     Options, TempDir, ALICE,
 };
 
-async fn login_status(port: u16, user: &str, password: &str) -> u16 {
-    let req = Request::post("/api/oauth2/token")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(full(format!(
-            "grant_type=password&username={user}&password={password}"
-        )))
-        .unwrap();
-    send_to(&tls_client(false), port, req).await.status.as_u16()
-}
-
 /// Polls `check` every 100 ms for up to 10 s.
 async fn eventually<F, Fut>(mut check: F) -> bool
 where
@@ -46,7 +36,8 @@ async fn sighup_reloads_users_routes_and_the_certificate() {
     let dir = TempDir::new();
     let config = write_config(dir.path(), upstream.addr, &Options::default());
     let gw = ChildGateway::start(&config);
-    assert_eq!(login_status(gw.port, "carol", "carol-pw").await, 400);
+    let carol = gw.token("grant_type=password&username=carol&password=carol-pw".to_owned());
+    assert_eq!(carol.await.status, 400);
     let public = Request::get("/new/x").body(empty()).unwrap();
     assert_eq!(
         send_to(&tls_client(false), gw.port, public).await.status,
@@ -133,16 +124,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let config = write_config(dir.path(), upstream.addr, &Options::default());
     let mut gw = ChildGateway::start(&config);
     let port = gw.port;
-    let tokens = crate::support::Tokens::from(&{
-        let req = Request::post("/api/oauth2/token")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(full(format!(
-                "grant_type=password&username={}&password={}",
-                ALICE.0, ALICE.1
-            )))
-            .unwrap();
-        send_to(&tls_client(false), port, req).await
-    });
+    let tokens = gw.login(ALICE).await;
     let slow = tokio::spawn(async move {
         let req = Request::get("/slow")
             .header("authorization", format!("Bearer {}", tokens.access))
@@ -246,16 +228,7 @@ async fn a_gibibyte_each_way_streams_in_bounded_memory() {
     let config = write_config(dir.path(), upstream.addr, &Options::default());
     let gw = ChildGateway::start(&config);
     let client = tls_client(false);
-    let tokens = crate::support::Tokens::from(&{
-        let req = Request::post("/api/oauth2/token")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(full(format!(
-                "grant_type=password&username={}&password={}",
-                ALICE.0, ALICE.1
-            )))
-            .unwrap();
-        send_to(&client, gw.port, req).await
-    });
+    let tokens = gw.login(ALICE).await;
     let bearer = format!("Bearer {}", tokens.access);
 
     let mut req = Request::post("/count")

@@ -14,40 +14,6 @@ use crate::support::{
     Reply, TempDir, TestGateway, Tokens, ALICE, BOB,
 };
 
-async fn token(port: u16, form: String) -> Reply {
-    let req = Request::post("/api/oauth2/token")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(full(form))
-        .unwrap();
-    send_to(&tls_client(false), port, req).await
-}
-
-async fn login(port: u16, (user, password): (&str, &str)) -> Tokens {
-    let reply = token(
-        port,
-        format!("grant_type=password&username={user}&password={password}"),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    Tokens::from(&reply)
-}
-
-async fn refresh(port: u16, refresh: &str) -> Reply {
-    token(
-        port,
-        format!("grant_type=refresh_token&refresh_token={refresh}"),
-    )
-    .await
-}
-
-async fn get(port: u16, access: &str) -> u16 {
-    let req = Request::get("/x")
-        .header("authorization", format!("Bearer {access}"))
-        .body(empty())
-        .unwrap();
-    send_to(&tls_client(false), port, req).await.status.as_u16()
-}
-
 #[tokio::test]
 async fn sessions_survive_kill_9_and_revocations_stay_revoked() {
     let upstream = MockUpstream::start().await;
@@ -55,10 +21,10 @@ async fn sessions_survive_kill_9_and_revocations_stay_revoked() {
     let config = write_config(dir.path(), upstream.addr, &Options::default());
 
     let gw = ChildGateway::start(&config);
-    let alice_1 = login(gw.port, ALICE).await;
-    let alice_2 = login(gw.port, ALICE).await;
-    let bob_old = login(gw.port, BOB).await;
-    let bob = Tokens::from(&refresh(gw.port, &bob_old.refresh).await);
+    let alice_1 = gw.login(ALICE).await;
+    let alice_2 = gw.login(ALICE).await;
+    let bob_old = gw.login(BOB).await;
+    let bob = Tokens::from(&gw.refresh(&bob_old.refresh).await);
     let logout = Request::post("/api/oauth2/logout")
         .header("authorization", format!("Bearer {}", alice_1.access))
         .body(empty())
@@ -71,20 +37,20 @@ async fn sessions_survive_kill_9_and_revocations_stay_revoked() {
 
     let gw = ChildGateway::start(&config);
     // The logged-out session stays revoked: access and refresh token alike.
-    assert_eq!(get(gw.port, &alice_1.access).await, 401);
-    refresh(gw.port, &alice_1.refresh)
+    assert_eq!(gw.status_of_get(&alice_1.access).await, 401);
+    gw.refresh(&alice_1.refresh)
         .await
         .assert_oauth_error(400, "invalid_grant");
     // Every live session carries on.
-    assert_eq!(get(gw.port, &alice_2.access).await, 200);
-    assert_eq!(refresh(gw.port, &alice_2.refresh).await.status, 200);
-    let bob_next = refresh(gw.port, &bob.refresh).await;
+    assert_eq!(gw.status_of_get(&alice_2.access).await, 200);
+    assert_eq!(gw.refresh(&alice_2.refresh).await.status, 200);
+    let bob_next = gw.refresh(&bob.refresh).await;
     assert_eq!(
         bob_next.status, 200,
         "the rotation before the crash was durable"
     );
     // Bob's pre-rotation token is still spent (and presenting it is reuse).
-    refresh(gw.port, &bob_old.refresh)
+    gw.refresh(&bob_old.refresh)
         .await
         .assert_oauth_error(400, "invalid_grant");
 }

@@ -12,20 +12,7 @@ use crate::support::{gateway, material, Options, TestGateway, ALICE};
 pub(crate) async fn tls_connect(
     gw: &TestGateway,
 ) -> (Option<Vec<u8>>, tokio_rustls::client::TlsStream<TcpStream>) {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(
-            rustls::pki_types::CertificateDer::from_pem_slice(material().cert_pem.as_bytes())
-                .unwrap(),
-        )
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = crate::support::client_tls_config(&material().cert_pem);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(gw.addr).await.unwrap();

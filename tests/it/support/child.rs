@@ -5,6 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use http::Request;
+
+use super::{empty, full, send_to, tls_client, Reply, Tokens};
+
 /// The gateway binary serving the configuration in `dir`; killed on drop.
 pub(crate) struct ChildGateway {
     pub(crate) child: Child,
@@ -53,6 +57,44 @@ impl ChildGateway {
     pub(crate) fn kill_9(mut self) {
         self.child.kill().unwrap(); // SIGKILL: no shutdown code runs
         self.child.wait().unwrap();
+    }
+}
+
+impl ChildGateway {
+    /// `POST`s `form` to the token endpoint.
+    pub(crate) async fn token(&self, form: String) -> Reply {
+        let req = Request::post("/api/oauth2/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(full(form))
+            .unwrap();
+        send_to(&tls_client(false), self.port, req).await
+    }
+
+    pub(crate) async fn login(&self, (user, password): (&str, &str)) -> Tokens {
+        let reply = self
+            .token(format!(
+                "grant_type=password&username={user}&password={password}"
+            ))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        Tokens::from(&reply)
+    }
+
+    pub(crate) async fn refresh(&self, refresh: &str) -> Reply {
+        self.token(format!("grant_type=refresh_token&refresh_token={refresh}"))
+            .await
+    }
+
+    /// The status of `GET /x` with `access`.
+    pub(crate) async fn status_of_get(&self, access: &str) -> u16 {
+        let req = Request::get("/x")
+            .header("authorization", format!("Bearer {access}"))
+            .body(empty())
+            .unwrap();
+        send_to(&tls_client(false), self.port, req)
+            .await
+            .status
+            .as_u16()
     }
 }
 

@@ -251,20 +251,25 @@ pub(crate) fn tls_client(
     tls_client_trusting(&material().cert_pem, http2_only)
 }
 
+/// A rustls client configuration that trusts only `cert_pem`.
+pub(crate) fn client_tls_config(cert_pem: &str) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = rustls::pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 /// A rustls client that trusts only `cert_pem`.
 pub(crate) fn tls_client_trusting(
     cert_pem: &str,
     http2_only: bool,
 ) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>> {
-    let mut roots = rustls::RootCertStore::empty();
-    let cert = rustls::pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes()).unwrap();
-    roots.add(cert).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = client_tls_config(cert_pem);
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only();
