@@ -1,5 +1,5 @@
-//! The admin listener (plain HTTP, loopback by default): `/healthz` and `/readyz`.
-//! Metrics arrive with the observability work; until then `/metrics` is 404.
+//! The admin listener (plain HTTP, loopback by default): `/healthz`, `/readyz` and `/metrics`
+//! (Prometheus text format).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -50,6 +50,18 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
             // The in-memory store is always reachable; backends with a network add a check here.
             let _ = shared.sessions.len();
             (StatusCode::OK, r#"{"status":"ready"}"#)
+        }
+        "/metrics" => {
+            let metrics = &shared.metrics;
+            metrics
+                .active_sessions
+                .set(i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX));
+            let mut response = Response::new(body::full(metrics.render()));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return response;
         }
         _ => (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#),
     };

@@ -18,6 +18,7 @@ use crate::auth;
 use crate::body::Body;
 use crate::config::AuthMode;
 use crate::ctx::RequestCtx;
+use crate::metrics::{ErrorCode, RouteLabel, RouteStatus, UpstreamError};
 use crate::proxy::{self, headers};
 use crate::reject::Rejection;
 use crate::route;
@@ -67,6 +68,21 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
     response
         .headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
+    let metrics = &ctx.shared.metrics;
+    let route = ctx.route.clone().unwrap_or_else(|| "-".to_owned());
+    metrics
+        .duration
+        .get_or_create(&RouteLabel {
+            route: route.clone(),
+        })
+        .observe(ctx.start.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RouteStatus {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
     access_log(&ctx, &method, &path, response.status(), cause.as_deref());
     response
 }
@@ -79,7 +95,14 @@ async fn handle_inner(
     let endpoints = &snapshot.config.endpoints;
     let path = req.uri().path();
     if path == endpoints.token {
-        return token::handle_token(ctx, req).await;
+        let result = token::handle_token(ctx, req).await;
+        if let Err(rejection) = &result {
+            let error = ErrorCode {
+                error: rejection.error,
+            };
+            ctx.shared.metrics.token_errors.get_or_create(&error).inc();
+        }
+        return result;
     }
     if path == endpoints.logout {
         return token::handle_logout(ctx, req).await;
@@ -106,17 +129,37 @@ async fn handle_inner(
     let route = snapshot.router.find(host, path)?;
     ctx.route = Some(route.config.name.clone());
 
+    let metrics = &ctx.shared.metrics;
     let identity = match route.config.auth {
         AuthMode::Public => None,
         AuthMode::Required => {
             let deny = ctx.shared.sessions.deny_list();
-            let identity = auth::authenticate(&snapshot, deny, req.headers())?;
+            let identity = auth::authenticate(&snapshot, deny, req.headers())
+                .inspect_err(|e| metrics.auth_failure(*e))?;
             ctx.user = Some(identity.user.clone());
-            auth::authorize(&identity, &route.config.roles)?;
+            auth::authorize(&identity, &route.config.roles)
+                .inspect_err(|e| metrics.auth_failure(*e))?;
             Some(identity)
         }
     };
-    Ok(proxy::forward(ctx, &route.config, &route.upstream, identity.as_ref(), req).await?)
+    let forwarded =
+        proxy::forward(ctx, &route.config, &route.upstream, identity.as_ref(), req).await;
+    Ok(forwarded.inspect_err(|e| {
+        let kind = match e {
+            proxy::ProxyError::Connect(_) => "connect",
+            proxy::ProxyError::Timeout => "timeout",
+            proxy::ProxyError::Upstream(_) | proxy::ProxyError::Target(_) => "other",
+        };
+        let labels = UpstreamError {
+            route: route.config.name.clone(),
+            kind,
+        };
+        ctx.shared
+            .metrics
+            .upstream_errors
+            .get_or_create(&labels)
+            .inc();
+    })?)
 }
 
 /// One line per request: method, path without query, status, duration, user, route, request id.

@@ -18,7 +18,7 @@
 //! - `session`: the session store (rotation, reuse detection, revocation) and deny list.
 //! - `login`: users and argon2id password verification.
 //! - `proxy`: forwarding with streamed bodies, header rewriting, upstream errors.
-//! - `admin`: `/healthz`, `/readyz` on the admin listener.
+//! - `admin`: `/healthz`, `/readyz`, `/metrics` on the admin listener; `metrics`: the registry.
 //! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
 //!
 //! # Request lifecycle
@@ -38,6 +38,7 @@ pub mod gateway;
 pub mod init;
 pub mod keygen;
 pub mod login;
+pub mod metrics;
 pub mod proxy;
 pub mod reject;
 pub mod reload;

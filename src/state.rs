@@ -110,6 +110,7 @@ pub struct Shared {
     pub sessions: SessionStore,
     pub throttle: crate::login::LoginThrottle,
     pub replays: crate::token::ReplayCache,
+    pub metrics: crate::metrics::Metrics,
     /// Present when serving TLS; the acceptor resolves certificates through it.
     pub certs: Option<Arc<tls::CertResolver>>,
 }
@@ -134,6 +135,7 @@ impl Shared {
             sessions,
             throttle: Default::default(),
             replays: Default::default(),
+            metrics: Default::default(),
             certs,
         }))
     }

@@ -70,9 +70,12 @@ pub async fn serve(
             acceptor.clone(),
             graceful.watcher(),
         );
+        let open = shared.metrics.open_connections.clone();
+        open.inc();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 task.await;
+                open.dec();
                 drop(permit);
             },
             span,

@@ -124,6 +124,8 @@ async fn password_grant(
         })
         .await?;
     tracing::info!(target: "audit", event = "login_success", user = %username, sid = %sid);
+    let grant = crate::metrics::Grant { grant: "password" };
+    ctx.shared.metrics.tokens_issued.get_or_create(&grant).inc();
     ctx.user = Some(username);
     Ok(minted)
 }
@@ -222,6 +224,10 @@ async fn rotate(
     {
         Ok(_) => {
             tracing::info!(target: "audit", event = "refresh", user = %claims.sub, sid = %claims.sid);
+            let grant = crate::metrics::Grant {
+                grant: "refresh_token",
+            };
+            ctx.shared.metrics.tokens_issued.get_or_create(&grant).inc();
             ctx.user = Some(claims.sub.clone());
             Ok(minted)
         }

@@ -8,6 +8,7 @@ mod cli;
 mod grpc;
 mod keys;
 mod lifecycle;
+mod metrics;
 mod proxy;
 mod security;
 mod sessions;

@@ -160,6 +160,18 @@ async fn a_dead_upstream_is_502_and_a_slow_one_504() {
     let reply = gw.get("/x", Some(&tokens.access)).await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.json()["error"], "bad_gateway");
+    let connect = portcullis::metrics::UpstreamError {
+        route: "api".to_owned(),
+        kind: "connect",
+    };
+    assert_eq!(
+        gw.shared
+            .metrics
+            .upstream_errors
+            .get_or_create(&connect)
+            .get(),
+        1
+    );
 
     let upstream = MockUpstream::start().await;
     let routes = "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\ntimeout = \"1s\"\n\
@@ -177,6 +189,18 @@ async fn a_dead_upstream_is_502_and_a_slow_one_504() {
     let reply = gw.get("/slow", Some(&tokens.access)).await;
     assert_eq!(reply.status, 504);
     assert_eq!(reply.json()["error"], "gateway_timeout");
+    let timeout = portcullis::metrics::UpstreamError {
+        route: "api".to_owned(),
+        kind: "timeout",
+    };
+    assert_eq!(
+        gw.shared
+            .metrics
+            .upstream_errors
+            .get_or_create(&timeout)
+            .get(),
+        1
+    );
     assert!(
         started.elapsed() < Duration::from_millis(2900),
         "did not wait for the upstream"

@@ -80,6 +80,8 @@ pub(crate) struct Options {
 
 pub(crate) struct TestGateway {
     pub(crate) addr: SocketAddr,
+    /// The admin listener (plain HTTP).
+    pub(crate) admin_addr: SocketAddr,
     upstream: SocketAddr,
     pub(crate) shared: Arc<Shared>,
     pub(crate) dir: TempDir,
@@ -101,8 +103,16 @@ impl TestGateway {
         tokio::spawn(portcullis::server::serve(listener, shared.clone(), async {
             let _ = rx.await;
         }));
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        tokio::spawn(portcullis::admin::serve(
+            admin,
+            shared.clone(),
+            std::future::pending(),
+        ));
         Self {
             addr,
+            admin_addr,
             upstream,
             shared,
             dir,

@@ -1,0 +1,117 @@
+//! SPEC §4.4: the admin listener's health endpoints and metrics, moved by exactly the traffic
+//! a scripted cycle sends.
+
+use std::collections::HashMap;
+
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::support::{gateway, Options, TestGateway, ALICE};
+
+async fn admin_get(gw: &TestGateway, path: &str) -> (u16, String, String) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let uri = format!("http://{}{path}", gw.admin_addr).parse().unwrap();
+    let response = client.get(uri).await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// `name{labels} value` lines of a Prometheus text scrape.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn health_and_metrics_after_a_scripted_cycle() {
+    let (_upstream, gw) = gateway(Options::default()).await;
+    assert_eq!(admin_get(&gw, "/healthz").await.0, 200);
+    assert_eq!(admin_get(&gw, "/readyz").await.0, 200);
+
+    let tokens = gw.login(ALICE).await; // password +1
+    assert_eq!(gw.get("/x", Some(&tokens.access)).await.status, 200); // api 200
+    assert_eq!(gw.get("/x", Some(&tokens.access)).await.status, 200); // api 200
+    assert_eq!(gw.get("/x", None).await.status, 401); // missing
+    assert_eq!(gw.get("/x", Some(&tokens.refresh)).await.status, 401); // wrong_audience
+    let _ = gw
+        .token("grant_type=password&username=alice&password=nope")
+        .await; // invalid_grant
+    let _ = gw.token("grant_type=client_credentials").await; // unsupported_grant_type
+    let fresh = crate::support::Tokens::from(&gw.refresh(&tokens.refresh).await); // refresh +1
+    assert_eq!(gw.logout(&fresh.access).await.status, 200);
+    assert_eq!(gw.get("/x", Some(&fresh.access)).await.status, 401); // revoked
+
+    let (status, content_type, text) = admin_get(&gw, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let s = samples(&text);
+    let value = |k: &str| {
+        s.get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("{k} missing in\n{text}"))
+    };
+    assert_eq!(
+        value("portcullis_requests_total{route=\"api\",status=\"200\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("portcullis_requests_total{route=\"api\",status=\"401\"}"),
+        3.0
+    );
+    assert_eq!(
+        value("portcullis_auth_failures_total{reason=\"missing\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("portcullis_auth_failures_total{reason=\"wrong_audience\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("portcullis_auth_failures_total{reason=\"revoked\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("portcullis_tokens_issued_total{grant=\"password\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("portcullis_tokens_issued_total{grant=\"refresh_token\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("portcullis_token_errors_total{error=\"invalid_grant\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("portcullis_token_errors_total{error=\"unsupported_grant_type\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("portcullis_request_duration_seconds_count{route=\"api\"}"),
+        5.0
+    );
+    assert_eq!(
+        value("portcullis_active_sessions"),
+        0.0,
+        "the only session was logged out"
+    );
+    assert!(value("portcullis_open_connections") >= 1.0);
+}
