@@ -32,6 +32,6 @@ ENV PORTCULLIS_CONFIG=/etc/portcullis/config/portcullis.toml
 EXPOSE 8443
 # The admin listener is loopback-only by default; the check runs inside the container.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9901 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
+    CMD ["/usr/local/bin/portcullis", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/portcullis"]
 CMD ["serve"]

@@ -66,6 +66,20 @@ enum Command {
     },
     /// Read a password on stdin and print its argon2id PHC string.
     HashPassword,
+    /// Exit 0 if the gateway's admin `/readyz` answers 200 within 2 s, else 1 (for container
+    /// health checks).
+    Healthcheck {
+        #[arg(
+            short,
+            long,
+            env = "PORTCULLIS_CONFIG",
+            default_value = "config/portcullis.toml"
+        )]
+        config: PathBuf,
+        /// Check this URL instead of the configuration's `admin.listen`.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 /// Parses the command line, runs the command, maps failure to exit code 1.
@@ -77,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Init { dir, hosts, force } => crate::init::run(&dir, &hosts, force),
         Command::Check { config } => check(&config),
         Command::HashPassword => hash_password(),
+        Command::Healthcheck { config, url } => healthcheck(&config, url),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,6 +125,36 @@ fn hash_password() -> anyhow::Result<()> {
     anyhow::ensure!(!password.is_empty(), "the password is empty");
     println!("{}", crate::login::hash_password(password.as_bytes()));
     Ok(())
+}
+
+fn healthcheck(path: &Path, url: Option<String>) -> anyhow::Result<()> {
+    use http_body_util::Empty;
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let config = Config::load(path)?;
+            let mut admin = config.admin.listen;
+            if admin.ip().is_unspecified() {
+                admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{admin}/readyz")
+        }
+    };
+    let uri: http::Uri = url
+        .parse()
+        .with_context(|| format!("{url:?} is not a URL"))?;
+    runtime()?.block_on(async {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<bytes::Bytes>>();
+        let response = tokio::time::timeout(std::time::Duration::from_secs(2), client.get(uri))
+            .await
+            .with_context(|| format!("{url}: no answer within 2 s"))?
+            .with_context(|| format!("{url}: unreachable"))?;
+        anyhow::ensure!(response.status() == 200, "{url}: {}", response.status());
+        println!("{url}: ok");
+        Ok(())
+    })
 }
 
 fn serve(path: &Path) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! SPEC §3 limits and §4.2 signals: SIGHUP reload, SIGTERM drain, slow clients, connection cap.
 
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -123,7 +124,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let dir = TempDir::new();
     let config = write_config(dir.path(), upstream.addr, &Options::default());
     let mut gw = ChildGateway::start(&config);
-    let port = gw.port;
+    let (port, admin_port) = (gw.port, gw.admin_port);
     let tokens = gw.login(ALICE).await;
     let slow = tokio::spawn(async move {
         let req = Request::get("/slow")
@@ -132,6 +133,19 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
             .unwrap();
         send_to(&tls_client(false), port, req).await
     });
+    let healthcheck = |port: u16| {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args([
+                "healthcheck",
+                "--url",
+                &format!("http://127.0.0.1:{port}/readyz"),
+            ])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(healthcheck(gw.admin_port), Some(0));
     tokio::time::sleep(Duration::from_millis(700)).await;
     gw.signal("TERM");
     let reply = slow.await.unwrap();
@@ -150,6 +164,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     .await
     .unwrap();
     assert_eq!(exited.and_then(|s| s.code()), Some(0));
+    assert_eq!(healthcheck(admin_port), Some(1), "nothing answers any more");
 }
 
 #[tokio::test]

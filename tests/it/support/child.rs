@@ -13,6 +13,7 @@ use super::{empty, full, send_to, tls_client, Reply, Tokens};
 pub(crate) struct ChildGateway {
     pub(crate) child: Child,
     pub(crate) port: u16,
+    pub(crate) admin_port: u16,
 }
 
 impl ChildGateway {
@@ -32,16 +33,21 @@ impl ChildGateway {
                 let Ok(line) = line else { break };
                 if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
                     if json["message"] == "portcullis ready" {
-                        let _ = tx.send(json["listen"].as_str().unwrap_or_default().to_owned());
+                        let field = |f: &str| json[f].as_str().unwrap_or_default().to_owned();
+                        let _ = tx.send((field("listen"), field("admin")));
                     }
                 }
             }
         });
-        let listen = rx
+        let (listen, admin) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the gateway starts");
-        let port = listen.rsplit(':').next().unwrap().parse().unwrap();
-        Self { child, port }
+        let port_of = |addr: &str| addr.rsplit(':').next().unwrap().parse().unwrap();
+        Self {
+            child,
+            port: port_of(&listen),
+            admin_port: port_of(&admin),
+        }
     }
 
     /// Sends `signal` (e.g. `"HUP"`, `"TERM"`) to the process.
