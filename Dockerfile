@@ -11,6 +11,7 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
+COPY benches benches
 COPY config/portcullis.toml config/portcullis.toml
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
