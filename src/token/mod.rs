@@ -57,6 +57,8 @@ fn to_json(minted: &TokenResponse) -> Bytes {
     Bytes::from(serde_json::to_vec(minted).unwrap_or_default())
 }
 
+/// The user name a client sent is attacker-controlled: audit events record it as a string field,
+/// which the log formatters quote and escape, so it cannot forge log lines.
 async fn password_grant(
     ctx: &mut RequestCtx,
     username: String,
@@ -67,7 +69,7 @@ async fn password_grant(
     let addr = ctx.peer.ip();
     let throttle = &ctx.shared.throttle;
     if let Err(locked) = throttle.check(&username, addr, Instant::now()) {
-        tracing::info!(target: "audit", event = "login_refused_locked", user = %username, %addr);
+        tracing::info!(target: "audit", event = "login_refused_locked", user = username.as_str(), %addr);
         return Err(too_many_failures(locked));
     }
 
@@ -99,12 +101,12 @@ async fn password_grant(
     .map_err(Rejection::internal)??;
 
     let Some((sid, token_id, minted)) = outcome else {
-        tracing::info!(target: "audit", event = "login_failure", user = %username, %addr);
+        tracing::info!(target: "audit", event = "login_failure", user = username.as_str(), %addr);
         if let Some(locked) = throttle.record_failure(&username, addr, limits, Instant::now()) {
             tracing::warn!(
                 target: "audit",
                 event = "lockout",
-                user = %username,
+                user = username.as_str(),
                 %addr,
                 by = if matches!(locked, Locked::Address(_)) { "address" } else { "user" },
                 seconds = locked.retry_after().as_secs(),
@@ -123,7 +125,7 @@ async fn password_grant(
             expires_at: minted.refresh_exp,
         })
         .await?;
-    tracing::info!(target: "audit", event = "login_success", user = %username, sid = %sid);
+    tracing::info!(target: "audit", event = "login_success", user = username.as_str(), sid = %sid);
     let grant = crate::metrics::Grant { grant: "password" };
     ctx.shared.metrics.tokens_issued.get_or_create(&grant).inc();
     ctx.user = Some(username);

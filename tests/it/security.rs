@@ -87,6 +87,10 @@ async fn passwords_and_tokens_are_never_logged() {
     let _ = gw
         .token("grant_type=password&username=alice&password=wrong-secret-xyz")
         .await;
+    // A user name with a newline cannot start a forged log line.
+    let _ = gw
+        .token("grant_type=password&username=evil%0Aforged-line&password=x")
+        .await;
     assert_eq!(
         gw.get("/x?token=query-secret", Some(&tokens.access))
             .await
@@ -103,6 +107,8 @@ async fn passwords_and_tokens_are_never_logged() {
         "the audit log is captured: {text}"
     );
     assert!(text.contains("reuse_detected"));
+    assert!(text.contains("evil\\nforged-line"), "escaped: {text}");
+    assert!(!text.contains("\nforged-line"), "a forged line: {text}");
     for secret in [
         ALICE.1,
         "wrong-secret-xyz",
