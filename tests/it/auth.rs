@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::upstream::MockUpstream;
-use crate::support::{gateway, Options, TestGateway, ALICE, BOB};
+use crate::support::{gateway, Options, ALICE, BOB, PUBLIC_AND_API};
 
 #[tokio::test]
 async fn no_token_gets_a_bare_bearer_challenge_and_nothing_goes_upstream() {
@@ -89,18 +88,10 @@ async fn the_scheme_is_case_insensitive_and_basic_is_refused() {
 
 #[tokio::test]
 async fn a_missing_role_is_403_insufficient_scope() {
-    let upstream = MockUpstream::start().await;
     let routes = "[[routes]]\nname = \"admin\"\npath_prefix = \"/admin\"\n\
                   upstreams = [\"http://{upstream}\"]\nroles = [\"admin\"]\n\n\
                   [[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n";
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            routes: routes.to_owned(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (upstream, gw) = gateway(Options::with_routes(routes)).await;
     let alice = gw.login(ALICE).await;
     let reply = gw.get("/admin/panel", Some(&alice.access)).await;
     assert_eq!(reply.status, 403);
@@ -118,18 +109,7 @@ async fn a_missing_role_is_403_insufficient_scope() {
 
 #[tokio::test]
 async fn public_routes_need_no_token() {
-    let upstream = MockUpstream::start().await;
-    let routes = "[[routes]]\nname = \"pub\"\npath_prefix = \"/public\"\nauth = \"public\"\n\
-                  upstreams = [\"http://{upstream}\"]\n\n\
-                  [[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n";
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            routes: routes.to_owned(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (upstream, gw) = gateway(Options::with_routes(PUBLIC_AND_API)).await;
     assert_eq!(gw.get("/public/page", None).await.status, 200);
     assert!(upstream.last().headers.get("x-auth-user").is_none());
     assert_eq!(gw.get("/private", None).await.status, 401);

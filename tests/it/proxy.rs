@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::Request;
 
 use crate::support::upstream::{pattern_body, pattern_sha256, MockUpstream};
-use crate::support::{gateway, tls_client, Options, TestGateway, ALICE};
+use crate::support::{gateway, tls_client, Options, TestGateway, ALICE, PUBLIC_AND_API};
 
 #[tokio::test]
 async fn identity_reaches_the_upstream_and_spoofed_identity_does_not() {
@@ -73,18 +73,10 @@ async fn identity_reaches_the_upstream_and_spoofed_identity_does_not() {
 
 #[tokio::test]
 async fn strip_prefix_and_forward_authorization_off() {
-    let upstream = MockUpstream::start().await;
     let routes = "[[routes]]\nname = \"svc\"\npath_prefix = \"/svc\"\nstrip_prefix = true\n\
                   preserve_host = false\nforward_authorization = false\n\
                   upstreams = [\"http://{upstream}/base\"]\n";
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            routes: routes.to_owned(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (upstream, gw) = gateway(Options::with_routes(routes)).await;
     let tokens = gw.login(ALICE).await;
     assert_eq!(
         gw.get("/svc/a/b?q=1", Some(&tokens.access)).await.status,
@@ -173,17 +165,9 @@ async fn a_dead_upstream_is_502_and_a_slow_one_504() {
         1
     );
 
-    let upstream = MockUpstream::start().await;
     let routes = "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\ntimeout = \"1s\"\n\
                   upstreams = [\"http://{upstream}\"]\n";
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            routes: routes.to_owned(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (_upstream, gw) = gateway(Options::with_routes(routes)).await;
     let tokens = gw.login(ALICE).await;
     let started = std::time::Instant::now();
     let reply = gw.get("/slow", Some(&tokens.access)).await;
@@ -209,18 +193,7 @@ async fn a_dead_upstream_is_502_and_a_slow_one_504() {
 
 #[tokio::test]
 async fn unsafe_paths_never_reach_a_route() {
-    let upstream = MockUpstream::start().await;
-    let routes = "[[routes]]\nname = \"pub\"\npath_prefix = \"/public\"\nauth = \"public\"\n\
-                  upstreams = [\"http://{upstream}\"]\n\n\
-                  [[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n";
-    let gw = TestGateway::start(
-        upstream.addr,
-        Options {
-            routes: routes.to_owned(),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (upstream, gw) = gateway(Options::with_routes(PUBLIC_AND_API)).await;
     for path in [
         "/public/../private",
         "/public/%2e%2e/private",

@@ -78,6 +78,21 @@ pub(crate) struct Options {
     pub(crate) routes: String,
 }
 
+/// Two routes: `/public` without authentication, everything else with.
+pub(crate) const PUBLIC_AND_API: &str = "[[routes]]\nname = \"pub\"\npath_prefix = \"/public\"\n\
+    auth = \"public\"\nupstreams = [\"http://{upstream}\"]\n\n\
+    [[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n";
+
+impl Options {
+    /// Default options with these `[[routes]]`.
+    pub(crate) fn with_routes(routes: &str) -> Self {
+        Self {
+            routes: routes.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
 pub(crate) struct TestGateway {
     pub(crate) addr: SocketAddr,
     /// The admin listener (plain HTTP).
