@@ -26,17 +26,25 @@ struct Cli {
     command: Command,
 }
 
+/// `-c FILE`: the configuration file, shared by the commands that read one.
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "PORTCULLIS_CONFIG",
+        default_value = "config/portcullis.toml"
+    )]
+    path: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway.
     Serve {
-        #[arg(
-            short,
-            long,
-            env = "PORTCULLIS_CONFIG",
-            default_value = "config/portcullis.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Zero set-up demo on https://127.0.0.1:8443 with an echo upstream and a printed walk-through.
     Demo {
@@ -56,26 +64,16 @@ enum Command {
     },
     /// Validate a configuration and exit 0 (valid) or 1.
     Check {
-        #[arg(
-            short,
-            long,
-            env = "PORTCULLIS_CONFIG",
-            default_value = "config/portcullis.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Read a password on stdin and print its argon2id PHC string.
     HashPassword,
     /// Exit 0 if the gateway's admin `/readyz` answers 200 within 2 s, else 1 (for container
     /// health checks).
     Healthcheck {
-        #[arg(
-            short,
-            long,
-            env = "PORTCULLIS_CONFIG",
-            default_value = "config/portcullis.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// Check this URL instead of the configuration's `admin.listen`.
         #[arg(long)]
         url: Option<String>,
@@ -86,12 +84,12 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config } => serve(&config.path),
         Command::Demo { port } => crate::demo::run(port),
         Command::Init { dir, hosts, force } => crate::init::run(&dir, &hosts, force),
-        Command::Check { config } => check(&config),
+        Command::Check { config } => check(&config.path),
         Command::HashPassword => hash_password(),
-        Command::Healthcheck { config, url } => healthcheck(&config, url),
+        Command::Healthcheck { config, url } => healthcheck(&config.path, url),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -235,13 +235,7 @@ mod tests {
     use super::*;
 
     fn session(sid: &str, token_id: &str) -> Session {
-        Session {
-            sid: sid.to_owned(),
-            user: "u".to_owned(),
-            token_id: token_id.to_owned(),
-            created_at: 0,
-            expires_at: 10_000,
-        }
+        Session::for_test(sid, token_id, 10_000)
     }
 
     #[tokio::test]

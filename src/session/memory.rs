@@ -124,13 +124,7 @@ mod tests {
     use super::*;
 
     fn session(sid: &str, token_id: &str) -> Session {
-        Session {
-            sid: sid.to_owned(),
-            user: "u".to_owned(),
-            token_id: token_id.to_owned(),
-            created_at: 0,
-            expires_at: 1_000,
-        }
+        Session::for_test(sid, token_id, 1_000)
     }
 
     fn next(token_id: &str) -> Rotation {

@@ -33,6 +33,20 @@ pub struct Session {
     pub expires_at: u64,
 }
 
+#[cfg(test)]
+impl Session {
+    /// A session of user `u`, created at 0, for the backends' unit tests.
+    pub(crate) fn for_test(sid: &str, token_id: &str, expires_at: u64) -> Self {
+        Self {
+            sid: sid.to_owned(),
+            user: "u".to_owned(),
+            token_id: token_id.to_owned(),
+            created_at: 0,
+            expires_at,
+        }
+    }
+}
+
 /// What a successful rotation moves the session to.
 #[derive(Clone, Debug)]
 pub struct Rotation {

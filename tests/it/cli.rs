@@ -10,14 +10,21 @@ fn portcullis() -> Command {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
 }
 
+/// `portcullis init [extra…] --dir DIR`.
+fn init(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    portcullis()
+        .arg("init")
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn init_writes_a_config_that_passes_check_and_refuses_to_overwrite() {
     let dir = TempDir::new();
-    let out = portcullis()
-        .args(["init", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = init(dir.path(), &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -51,11 +58,7 @@ fn init_writes_a_config_that_passes_check_and_refuses_to_overwrite() {
     );
 
     let before = std::fs::read(dir.path().join("certs/signing.pem")).unwrap();
-    let again = portcullis()
-        .args(["init", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let again = init(dir.path(), &[]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("signing.pem"));
     assert_eq!(
@@ -63,11 +66,7 @@ fn init_writes_a_config_that_passes_check_and_refuses_to_overwrite() {
         before
     );
 
-    let forced = portcullis()
-        .args(["init", "--force", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let forced = init(dir.path(), &["--force"]);
     assert!(forced.status.success());
     assert_ne!(
         std::fs::read(dir.path().join("certs/signing.pem")).unwrap(),
@@ -109,11 +108,7 @@ fn check_names_the_key_and_exits_1() {
 #[test]
 fn check_refuses_a_signing_key_others_can_read() {
     let dir = TempDir::new();
-    let init = portcullis()
-        .args(["init", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let init = init(dir.path(), &[]);
     assert!(init.status.success());
     #[cfg(unix)]
     {
