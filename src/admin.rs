@@ -1,5 +1,7 @@
-//! The admin listener (plain HTTP, loopback by default): `/healthz`, `/readyz` and `/metrics`
-//! (Prometheus text format).
+//! The admin listener (plain HTTP, loopback by default): `/healthz`, `/readyz`, `/metrics`
+//! (Prometheus text format) and session administration under `/admin/` (list, revoke one,
+//! revoke every session of a user). It has no authentication of its own: keep it on loopback
+//! or a private network, as with Envoy's and HAProxy's admin interfaces.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -33,7 +35,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, &req)) }
+                async move { Ok::<_, Infallible>(handle(&shared, &req).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .http1_only()
@@ -43,32 +45,186 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
     }
 }
 
-fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
-    let (status, text) = match req.uri().path() {
-        "/healthz" => (StatusCode::OK, r#"{"status":"ok"}"#),
-        "/readyz" => {
-            // The in-memory store is always reachable; backends with a network add a check here.
-            let _ = shared.sessions.len();
-            (StatusCode::OK, r#"{"status":"ready"}"#)
-        }
-        "/metrics" => {
-            let metrics = &shared.metrics;
-            metrics
-                .active_sessions
-                .set(i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX));
-            let mut response = Response::new(body::full(metrics.render()));
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            return response;
-        }
-        _ => (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#),
-    };
+async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    match path {
+        "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        "/readyz" if shared.sessions.is_ready() => json(StatusCode::OK, r#"{"status":"ready"}"#),
+        "/readyz" => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"not ready","reason":"the session store is unreachable"}"#,
+        ),
+        "/metrics" => metrics(shared),
+        _ => match sessions::route(path) {
+            Some(target) => sessions::handle(shared, req, target).await,
+            None => json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#),
+        },
+    }
+}
+
+fn metrics(shared: &Shared) -> Response<Body> {
+    let metrics = &shared.metrics;
+    metrics
+        .active_sessions
+        .set(i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX));
+    let mut response = Response::new(body::full(metrics.render()));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+fn json(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<Body> {
     let mut response = Response::new(body::full(text));
     *response.status_mut() = status;
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// Session administration: list sessions, revoke one, revoke all of a user.
+mod sessions {
+    use http::{Method, Request, Response, StatusCode};
+    use hyper::body::Incoming;
+    use percent_encoding::percent_decode_str;
+    use serde::Serialize;
+
+    use super::json;
+    use crate::body::Body;
+    use crate::session::{unix_now, StoreError};
+    use crate::state::Shared;
+
+    /// What an admin path names.
+    pub(super) enum Target {
+        /// `/admin/sessions`
+        All,
+        /// `/admin/sessions/{sid}`
+        Session(String),
+        /// `/admin/users/{user}/sessions`
+        User(String),
+    }
+
+    pub(super) fn route(path: &str) -> Option<Target> {
+        if path == "/admin/sessions" {
+            return Some(Target::All);
+        }
+        if let Some(sid) = path.strip_prefix("/admin/sessions/") {
+            return segment(sid).map(Target::Session);
+        }
+        let user = path
+            .strip_prefix("/admin/users/")?
+            .strip_suffix("/sessions")?;
+        segment(user).map(Target::User)
+    }
+
+    /// One percent-decoded, non-empty path segment.
+    fn segment(raw: &str) -> Option<String> {
+        if raw.is_empty() || raw.contains('/') {
+            return None;
+        }
+        percent_decode_str(raw)
+            .decode_utf8()
+            .ok()
+            .map(|s| s.into_owned())
+    }
+
+    #[derive(Serialize)]
+    struct Listed<'a> {
+        sid: &'a str,
+        user: &'a str,
+        created_at: u64,
+        expires_at: u64,
+    }
+
+    pub(super) async fn handle(
+        shared: &Shared,
+        req: &Request<Incoming>,
+        target: Target,
+    ) -> Response<Body> {
+        let result = match (req.method(), target) {
+            (&Method::GET, Target::All) => list(shared, user_param(req).as_deref()).await,
+            (&Method::DELETE, Target::Session(sid)) => revoke_one(shared, &sid).await,
+            (&Method::DELETE, Target::User(user)) => revoke_user(shared, &user).await,
+            (_, target) => {
+                let allow = match target {
+                    Target::All => "GET",
+                    Target::Session(_) | Target::User(_) => "DELETE",
+                };
+                let mut response = json(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    r#"{"error":"method_not_allowed"}"#,
+                );
+                response
+                    .headers_mut()
+                    .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+                return response;
+            }
+        };
+        result.unwrap_or_else(|e| {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "session admin request failed");
+            let mut response = json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"error":"temporarily_unavailable","error_description":"The session store is unavailable; try again shortly"}"#,
+            );
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            response
+        })
+    }
+
+    fn user_param(req: &Request<Incoming>) -> Option<String> {
+        let query = req.uri().query()?;
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "user")
+            .map(|(_, v)| v.into_owned())
+    }
+
+    async fn list(shared: &Shared, user: Option<&str>) -> Result<Response<Body>, StoreError> {
+        let sessions = shared.sessions.list(user, unix_now()).await?;
+        let listed: Vec<Listed<'_>> = sessions
+            .iter()
+            .map(|s| Listed {
+                sid: &s.sid,
+                user: &s.user,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+            })
+            .collect();
+        let body = serde_json::json!({ "sessions": listed }).to_string();
+        Ok(json(StatusCode::OK, body))
+    }
+
+    async fn revoke_one(shared: &Shared, sid: &str) -> Result<Response<Body>, StoreError> {
+        let now = unix_now();
+        let live = shared
+            .sessions
+            .get(sid)
+            .await?
+            .filter(|s| s.expires_at > now);
+        let Some(session) = live else {
+            return Ok(json(
+                StatusCode::NOT_FOUND,
+                r#"{"error":"not_found","error_description":"No live session has that id"}"#,
+            ));
+        };
+        let until = crate::token::revocation_deadline(&shared.snapshot().config);
+        shared.sessions.revoke(sid, until).await?;
+        tracing::info!(target: "audit", event = "admin_revoke", user = ?session.user, sid = %sid);
+        Ok(json(StatusCode::OK, r#"{"revoked":1}"#))
+    }
+
+    async fn revoke_user(shared: &Shared, user: &str) -> Result<Response<Body>, StoreError> {
+        let until = crate::token::revocation_deadline(&shared.snapshot().config);
+        let mut revoked = 0_u64;
+        for session in shared.sessions.list(Some(user), unix_now()).await? {
+            if shared.sessions.revoke(&session.sid, until).await? {
+                revoked += 1;
+            }
+        }
+        tracing::info!(target: "audit", event = "admin_revoke_user", user = ?user, sessions = revoked);
+        Ok(json(StatusCode::OK, format!(r#"{{"revoked":{revoked}}}"#)))
+    }
 }

@@ -78,6 +78,51 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// List or revoke sessions through a running gateway's admin listener.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// List the live sessions (all, or one user's).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArg,
+    },
+    /// Revoke one session (--sid) or every session of a user (--user).
+    Revoke {
+        #[arg(long, required_unless_present = "user", conflicts_with = "user")]
+        sid: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        admin: AdminArg,
+    },
+}
+
+/// Which gateway's admin listener to talk to.
+#[derive(Debug, clap::Args)]
+struct AdminArg {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The admin listener's base URL (default: from the configuration's `admin.listen`).
+    #[arg(long, value_name = "URL")]
+    admin: Option<String>,
+}
+
+impl AdminArg {
+    fn base_url(&self) -> anyhow::Result<String> {
+        match &self.admin {
+            Some(url) => Ok(url.trim_end_matches('/').to_owned()),
+            None => admin_base_url(&self.config.path),
+        }
+    }
 }
 
 /// Parses the command line, runs the command, maps failure to exit code 1.
@@ -90,6 +135,7 @@ pub fn main() -> ExitCode {
         Command::Check { config } => check(&config.path),
         Command::HashPassword => hash_password(),
         Command::Healthcheck { config, url } => healthcheck(&config.path, url),
+        Command::Sessions(command) => sessions(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,34 +171,100 @@ fn hash_password() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn healthcheck(path: &Path, url: Option<String>) -> anyhow::Result<()> {
-    use http_body_util::Empty;
-    let url = match url {
-        Some(url) => url,
-        None => {
-            let config = Config::load(path)?;
-            let mut admin = config.admin.listen;
-            if admin.ip().is_unspecified() {
-                admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            format!("http://{admin}/readyz")
-        }
-    };
+/// `http://<admin.listen>` of the configuration at `path` (loopback for a wildcard address).
+fn admin_base_url(path: &Path) -> anyhow::Result<String> {
+    let config = Config::load(path)?;
+    let mut admin = config.admin.listen;
+    if admin.ip().is_unspecified() {
+        admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(format!("http://{admin}"))
+}
+
+/// Sends `method url` to an admin listener; the status and body, within 5 s.
+fn admin_request(method: http::Method, url: &str) -> anyhow::Result<(http::StatusCode, Vec<u8>)> {
+    use http_body_util::{BodyExt, Empty};
     let uri: http::Uri = url
         .parse()
         .with_context(|| format!("{url:?} is not a URL"))?;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Empty::<bytes::Bytes>::new())?;
     runtime()?.block_on(async {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<Empty<bytes::Bytes>>();
-        let response = tokio::time::timeout(std::time::Duration::from_secs(2), client.get(uri))
-            .await
-            .with_context(|| format!("{url}: no answer within 2 s"))?
-            .with_context(|| format!("{url}: unreachable"))?;
-        anyhow::ensure!(response.status() == 200, "{url}: {}", response.status());
-        println!("{url}: ok");
-        Ok(())
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            let response = client
+                .request(request)
+                .await
+                .with_context(|| format!("{url}: unreachable"))?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok((status, body.to_vec()))
+        })
+        .await
+        .with_context(|| format!("{url}: no answer within 5 s"))?
     })
+}
+
+fn healthcheck(path: &Path, url: Option<String>) -> anyhow::Result<()> {
+    let url = match url {
+        Some(url) => url,
+        None => format!("{}/readyz", admin_base_url(path)?),
+    };
+    let (status, _) = admin_request(http::Method::GET, &url)?;
+    anyhow::ensure!(status == 200, "{url}: {status}");
+    println!("{url}: ok");
+    Ok(())
+}
+
+fn sessions(command: &SessionsCommand) -> anyhow::Result<()> {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let segment = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    let (method, url, json) = match command {
+        SessionsCommand::List { user, json, admin } => {
+            let query = user
+                .as_deref()
+                .map(|u| format!("?user={}", segment(u)))
+                .unwrap_or_default();
+            let url = format!("{}/admin/sessions{query}", admin.base_url()?);
+            (http::Method::GET, url, *json)
+        }
+        SessionsCommand::Revoke { sid, user, admin } => {
+            let path = match (sid, user) {
+                (Some(sid), _) => format!("/admin/sessions/{}", segment(sid)),
+                (None, Some(user)) => format!("/admin/users/{}/sessions", segment(user)),
+                (None, None) => anyhow::bail!("--sid or --user is required"),
+            };
+            (http::Method::DELETE, admin.base_url()? + &path, true)
+        }
+    };
+    let (status, body) = admin_request(method, &url)?;
+    let text = String::from_utf8_lossy(&body);
+    anyhow::ensure!(status.is_success(), "{url}: {status}: {text}");
+    if json {
+        println!("{text}");
+        return Ok(());
+    }
+    let listed: serde_json::Value =
+        serde_json::from_slice(&body).with_context(|| format!("{url}: not JSON"))?;
+    let at = |v: &serde_json::Value| {
+        let secs = v.as_u64().unwrap_or(0);
+        crate::token::issue::rfc3339_7(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    };
+    println!("{:<36}  {:<20}  {:<28}  EXPIRES", "SID", "USER", "CREATED");
+    for s in listed["sessions"].as_array().into_iter().flatten() {
+        println!(
+            "{:<36}  {:<20}  {:<28}  {}",
+            s["sid"].as_str().unwrap_or_default(),
+            s["user"].as_str().unwrap_or_default().escape_debug(),
+            at(&s["created_at"]),
+            at(&s["expires_at"]),
+        );
+    }
+    Ok(())
 }
 
 fn serve(path: &Path) -> anyhow::Result<()> {

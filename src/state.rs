@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigErrors, ConfigIssue};
 use crate::login::Users;
 use crate::route::Router;
 use crate::server::tls;
-use crate::session::{EmbeddedStore, MemoryStore, SessionStore, StoreError};
+use crate::session::{EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreError};
 use crate::token::claims::{ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 use crate::token::keys::{KeyError, KeySet};
 
@@ -126,9 +126,12 @@ impl Shared {
             StoreConfig::Embedded { path } => {
                 SessionStore::Embedded(EmbeddedStore::open(path, crate::session::unix_now())?)
             }
-            StoreConfig::Memory | StoreConfig::Redis { .. } => {
-                SessionStore::Memory(MemoryStore::new())
-            }
+            StoreConfig::Memory => SessionStore::Memory(MemoryStore::new()),
+            StoreConfig::Redis {
+                url,
+                key_prefix,
+                ca,
+            } => SessionStore::Redis(RedisStore::new(url, key_prefix, ca.as_deref())?),
         };
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -180,8 +183,12 @@ impl Shared {
         Ok(())
     }
 
-    /// Starts the background purge of expired sessions and deny-list entries.
+    /// Starts the background purge of expired sessions and deny-list entries and, with Redis,
+    /// following revocations made by other instances.
     pub fn spawn_maintenance(self: &Arc<Self>) {
+        if let SessionStore::Redis(redis) = &self.sessions {
+            redis.start();
+        }
         let shared = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
@@ -190,7 +197,7 @@ impl Shared {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                shared.sessions.purge(crate::session::unix_now());
+                shared.sessions.purge(crate::session::unix_now()).await;
             }
         });
     }

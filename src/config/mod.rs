@@ -108,14 +108,17 @@ pub struct TokensConfig {
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub enum StoreConfig {
     /// Durable: one redb file.
-    Embedded {
-        path: PathBuf,
-    },
+    Embedded { path: PathBuf },
     /// In memory only, lost on restart: for tests and benchmarks.
     Memory,
+    /// Shared by every instance using the same Redis.
     Redis {
+        /// `redis://` or `rediss://` (TLS), optionally with a user name and password.
         url: String,
         key_prefix: String,
+        /// PEM file of the CA that signed a `rediss://` server's certificate (default: the
+        /// system's roots).
+        ca: Option<PathBuf>,
     },
 }
 

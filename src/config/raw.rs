@@ -83,6 +83,7 @@ pub(crate) struct Store {
     pub(crate) path: Option<String>,
     pub(crate) url: Option<String>,
     pub(crate) key_prefix: Option<String>,
+    pub(crate) ca: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

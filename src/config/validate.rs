@@ -304,7 +304,7 @@ fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
 fn store(c: &mut Checker, raw: raw::Store) -> StoreConfig {
     match raw.kind.as_deref().unwrap_or("embedded") {
         "embedded" => {
-            if raw.url.is_some() || raw.key_prefix.is_some() {
+            if raw.url.is_some() || raw.key_prefix.is_some() || raw.ca.is_some() {
                 c.issue("store.url", "only used with kind = \"redis\"");
             }
             let path = raw.path.unwrap_or_else(|| "../data/sessions.db".to_owned());
@@ -320,19 +320,48 @@ fn store(c: &mut Checker, raw: raw::Store) -> StoreConfig {
             StoreConfig::Memory
         }
         "redis" => {
-            c.issue(
-                "store.kind",
-                "\"redis\" is not available in this version; use \"embedded\"",
-            );
+            if raw.path.is_some() {
+                c.issue("store.path", "only used with kind = \"embedded\"");
+            }
+            let url = match raw.url {
+                None => {
+                    c.issue("store.url", "required with kind = \"redis\"");
+                    String::new()
+                }
+                Some(url) => {
+                    // The message never repeats the URL: it may hold a password.
+                    if redis::Client::open(url.as_str()).is_err() {
+                        c.issue(
+                            "store.url",
+                            "not a Redis URL (redis://[:password@]host[:port][/db] or rediss://…)",
+                        );
+                    }
+                    url
+                }
+            };
+            let ca = raw.ca.map(|ca| {
+                if !url.starts_with("rediss://") {
+                    c.issue("store.ca", "only used with a rediss:// URL");
+                }
+                let ca = c.path(&ca);
+                if !ca.is_file() {
+                    c.issue(
+                        "store.ca",
+                        format!("{} is not a readable file", ca.display()),
+                    );
+                }
+                ca
+            });
             StoreConfig::Redis {
-                url: raw.url.unwrap_or_default(),
+                url,
                 key_prefix: raw.key_prefix.unwrap_or_else(|| "portcullis:".to_owned()),
+                ca,
             }
         }
         other => {
             c.issue(
                 "store.kind",
-                format!("{other:?}: expected \"embedded\" or \"redis\""),
+                format!("{other:?}: expected \"embedded\", \"redis\" or \"memory\""),
             );
             StoreConfig::Embedded {
                 path: PathBuf::new(),
@@ -655,6 +684,24 @@ mod tests {
                 "routes[0].auth",
             ]
         );
+    }
+
+    #[test]
+    fn redis_store_settings_are_checked_without_echoing_the_url() {
+        let cfg = parse("[store]\nkind = \"redis\"\nurl = \"rediss://:pw@h:6380/1\"\n").unwrap();
+        assert!(
+            matches!(cfg.store, StoreConfig::Redis { ref key_prefix, ca: None, .. }
+            if key_prefix == "portcullis:")
+        );
+        assert_eq!(
+            keys(parse("[store]\nkind = \"redis\"\n").unwrap_err()),
+            ["store.url"]
+        );
+        let err = parse("[store]\nkind = \"redis\"\nurl = \"http://:hunter2@h\"\n").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(keys(err), ["store.url"]);
+        let err = parse("[store]\nkind = \"redis\"\nurl = \"redis://h\"\nca = \"/nonexistent\"\n");
+        assert_eq!(keys(err.unwrap_err()), ["store.ca", "store.ca"]);
     }
 
     #[test]

@@ -111,14 +111,14 @@ impl EmbeddedStore {
         }
     }
 
-    pub(super) async fn revoke(&self, sid: &str, until: u64) -> Result<(), StoreError> {
-        self.memory.revoke(sid, until)?;
+    pub(super) async fn revoke(&self, sid: &str, until: u64) -> Result<bool, StoreError> {
+        let live = self.memory.revoke(sid, until);
         let done = self.submit(Change::Revoke {
             sid: sid.to_owned(),
             until,
         })?;
         if wait(done).await {
-            Ok(())
+            Ok(live)
         } else {
             Err(StoreError::Commit)
         }

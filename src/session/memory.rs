@@ -99,10 +99,19 @@ impl MemoryStore {
         self.sessions.remove(sid);
     }
 
-    pub(super) fn revoke(&self, sid: &str, until: u64) -> Result<(), StoreError> {
-        self.sessions.remove(sid);
+    /// Returns whether a live session was revoked.
+    pub(super) fn revoke(&self, sid: &str, until: u64) -> bool {
+        let live = self.sessions.remove(sid).is_some();
         self.deny.insert(sid, until);
-        Ok(())
+        live
+    }
+
+    pub(super) fn list(&self, user: Option<&str>, now: u64) -> Vec<Session> {
+        self.sessions
+            .iter()
+            .filter(|s| s.expires_at > now && user.is_none_or(|u| s.user == u))
+            .map(|s| s.clone())
+            .collect()
     }
 
     pub(super) fn deny_list(&self) -> &DenyList {
@@ -159,7 +168,7 @@ mod tests {
             Err(RotateError::Unknown)
         ));
         store.create(session("s", "t1")).unwrap();
-        store.revoke("s", 100).unwrap();
+        store.revoke("s", 100);
         assert!(matches!(
             store.rotate("s", "t1", next("t2"), 1),
             Err(RotateError::Revoked)

@@ -10,6 +10,7 @@
 mod deny_list;
 mod embedded;
 mod memory;
+mod redis_store;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use deny_list::DenyList;
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
 
 /// A live session as the store keeps it. Times are Unix seconds.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -61,6 +63,8 @@ pub enum SessionStore {
     Memory(MemoryStore),
     /// Durable: one redb file, group-committed.
     Embedded(EmbeddedStore),
+    /// Shared by every instance that points at the same Redis.
+    Redis(RedisStore),
 }
 
 impl SessionStore {
@@ -69,6 +73,7 @@ impl SessionStore {
         match self {
             Self::Memory(m) => m.create(session),
             Self::Embedded(e) => e.create(session).await,
+            Self::Redis(r) => r.create(session).await,
         }
     }
 
@@ -77,6 +82,7 @@ impl SessionStore {
         match self {
             Self::Memory(m) => Ok(m.get(sid)),
             Self::Embedded(e) => Ok(e.memory().get(sid)),
+            Self::Redis(r) => r.get(sid).await,
         }
     }
 
@@ -95,14 +101,37 @@ impl SessionStore {
         match self {
             Self::Memory(m) => m.rotate(sid, presented, next, revoke_until),
             Self::Embedded(e) => e.rotate(sid, presented, next, revoke_until).await,
+            Self::Redis(r) => r.rotate(sid, presented, next, revoke_until).await,
         }
     }
 
     /// Revokes session `sid`; its access tokens are refused until `until` (Unix seconds).
-    pub async fn revoke(&self, sid: &str, until: u64) -> Result<(), StoreError> {
+    /// Returns whether a live session was revoked (the id is denied either way).
+    pub async fn revoke(&self, sid: &str, until: u64) -> Result<bool, StoreError> {
         match self {
-            Self::Memory(m) => m.revoke(sid, until),
+            Self::Memory(m) => Ok(m.revoke(sid, until)),
             Self::Embedded(e) => e.revoke(sid, until).await,
+            Self::Redis(r) => r.revoke(sid, until).await,
+        }
+    }
+
+    /// The live sessions at `now`, oldest first, optionally only those of `user`.
+    pub async fn list(&self, user: Option<&str>, now: u64) -> Result<Vec<Session>, StoreError> {
+        let mut sessions = match self {
+            Self::Memory(m) => m.list(user, now),
+            Self::Embedded(e) => e.memory().list(user, now),
+            Self::Redis(r) => r.list(user, now).await?,
+        };
+        sessions.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
+        Ok(sessions)
+    }
+
+    /// Whether the store can take changes: always for the local stores; for Redis, whether it
+    /// is reachable and this instance follows its revocations.
+    pub fn is_ready(&self) -> bool {
+        match self {
+            Self::Memory(_) | Self::Embedded(_) => true,
+            Self::Redis(r) => r.is_synced(),
         }
     }
 
@@ -111,14 +140,16 @@ impl SessionStore {
         match self {
             Self::Memory(m) => m.deny_list(),
             Self::Embedded(e) => e.memory().deny_list(),
+            Self::Redis(r) => r.deny_list(),
         }
     }
 
     /// Drops sessions and deny-list entries that have expired by `now`.
-    pub fn purge(&self, now: u64) {
+    pub async fn purge(&self, now: u64) {
         match self {
             Self::Memory(m) => m.purge(now),
             Self::Embedded(e) => e.purge(now),
+            Self::Redis(r) => r.purge(now).await,
         }
     }
 
@@ -127,6 +158,7 @@ impl SessionStore {
         match self {
             Self::Memory(m) => m.len(),
             Self::Embedded(e) => e.memory().len(),
+            Self::Redis(r) => r.len(),
         }
     }
 
@@ -166,6 +198,9 @@ pub enum StoreError {
     /// The writer thread is gone.
     #[error("the session store {} is closed", .0.display())]
     Closed(PathBuf),
+    /// Redis could not be reached or did not answer in time.
+    #[error("the Redis session store is unavailable")]
+    Unavailable(#[source] ::redis::RedisError),
 }
 
 /// Seconds since the Unix epoch.

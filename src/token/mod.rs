@@ -272,7 +272,13 @@ pub async fn handle_logout(
 
 /// Until when a revoked session must stay refused: past the last access token it could hold.
 fn revoke_until(ctx: &RequestCtx) -> u64 {
-    let t = &ctx.snapshot.config.tokens;
+    revocation_deadline(&ctx.snapshot.config)
+}
+
+/// Until when a session revoked now stays refused: past the expiry of any access token it
+/// could still hold, leeway included.
+pub fn revocation_deadline(config: &crate::config::Config) -> u64 {
+    let t = &config.tokens;
     unix_now() + t.access_ttl.as_secs() + t.leeway.as_secs() + 1
 }
 

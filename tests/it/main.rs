@@ -3,8 +3,10 @@
 
 mod support;
 
+mod admin;
 mod auth;
 mod cli;
+mod cluster;
 mod grpc;
 mod keys;
 mod lifecycle;

@@ -3,27 +3,12 @@
 
 use std::collections::HashMap;
 
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
 use crate::support::{gateway, Options, TestGateway, ALICE};
 
 async fn admin_get(gw: &TestGateway, path: &str) -> (u16, String, String) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
-    let uri = format!("http://{}{path}", gw.admin_addr).parse().unwrap();
-    let response = client.get(uri).await.unwrap();
-    let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        content_type,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
+    let reply = gw.admin("GET", path).await;
+    let content_type = reply.header("content-type").unwrap_or_default().to_owned();
+    (reply.status.as_u16(), content_type, reply.text())
 }
 
 /// `name{labels} value` lines of a Prometheus text scrape.

@@ -2,6 +2,7 @@
 //! client that trusts the gateway's test certificate, and helpers to mint and read tokens.
 
 pub(crate) mod child;
+pub(crate) mod redis;
 pub(crate) mod upstream;
 
 use std::net::SocketAddr;
@@ -66,7 +67,7 @@ pub(crate) struct Options {
     /// Extra lines in `[server]`.
     pub(crate) server: &'static str,
     /// The `[store]` section's lines; empty: an embedded store in the test's folder.
-    pub(crate) store: &'static str,
+    pub(crate) store: String,
     /// Extra lines in `[login]`.
     pub(crate) login: &'static str,
     /// The signing key's PEM; `None`: the shared RSA test key.
@@ -112,6 +113,7 @@ impl TestGateway {
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let snapshot = Snapshot::build(config).unwrap_or_else(|e| panic!("{e}"));
         let shared = Shared::new(snapshot).unwrap();
+        shared.spawn_maintenance();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -134,6 +136,17 @@ impl TestGateway {
             client: tls_client(false),
             shutdown: Some(tx),
         }
+    }
+
+    /// `method path` on the admin listener (plain HTTP).
+    pub(crate) async fn admin(&self, method: &str, path: &str) -> Reply {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.admin_addr))
+            .body(Full::default())
+            .unwrap();
+        Reply::read(client.request(req).await.unwrap()).await
     }
 
     /// Rewrites the configuration with `options` and reloads it, as SIGHUP does.
@@ -227,7 +240,7 @@ pub(crate) fn write_config(dir: &Path, upstream: SocketAddr, options: &Options) 
     let store = if options.store.is_empty() {
         "path = \"sessions.db\""
     } else {
-        options.store
+        &options.store
     };
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"gateway.crt\"\ntls_key = \"gateway.key\"\n{}\n\n\
