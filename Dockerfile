@@ -16,6 +16,7 @@ COPY config/portcullis.toml config/portcullis.toml
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
+COPY docs/openapi.json docs/openapi.json
 COPY src src
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \

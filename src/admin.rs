@@ -1,5 +1,6 @@
-//! The admin listener (plain HTTP, loopback by default): `/healthz`, `/readyz` and `/metrics`
-//! (Prometheus text format).
+//! The admin listener (plain HTTP, loopback by default): `/healthz`, `/readyz`, `/metrics`
+//! (Prometheus text format) and `/openapi.json` (the OpenAPI 3.1 document of the gateway's own
+//! endpoints and of this listener, `docs/openapi.json`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,6 +15,9 @@ use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
 use crate::state::Shared;
+
+/// `docs/openapi.json`, served as is at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../docs/openapi.json");
 
 /// Serves the admin endpoints on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
@@ -63,6 +67,7 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
             );
             return response;
         }
+        "/openapi.json" => (StatusCode::OK, OPENAPI),
         _ => (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#),
     };
     let mut response = Response::new(body::full(text));

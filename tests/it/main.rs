@@ -9,6 +9,7 @@ mod grpc;
 mod keys;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod proxy;
 mod security;
 mod sessions;

@@ -9,7 +9,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::support::{gateway, Options, TestGateway, ALICE};
 
-async fn admin_get(gw: &TestGateway, path: &str) -> (u16, String, String) {
+pub(crate) async fn admin_get(gw: &TestGateway, path: &str) -> (u16, String, String) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
     let uri = format!("http://{}{path}", gw.admin_addr).parse().unwrap();
     let response = client.get(uri).await.unwrap();
