@@ -2,10 +2,9 @@
 # portcullis: multi-stage build → slim runtime, non-root, health check on the admin listener.
 #
 #   docker build -t portcullis .
-#   portcullis init --dir ./deploy            # certificates, signing key, config, first user
-#   docker run -p 8443:8443 -v "$PWD/deploy:/etc/portcullis" portcullis
+#   docker compose up -d       # docker-compose.yml: creating ./deploy first, mounts, volume
 #
-# The mounted folder holds config/portcullis.toml and certs/ as `portcullis init` lays them out.
+# The configuration is PORTCULLIS_CONFIG (a mounted file); key files must belong to uid 10001.
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
@@ -16,6 +15,7 @@ COPY config/portcullis.toml config/portcullis.toml
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
+COPY docs/openapi.json docs/openapi.json
 COPY src src
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \

@@ -1,7 +1,8 @@
 //! The admin listener (plain HTTP, loopback by default): `/healthz`, `/readyz`, `/metrics`
-//! (Prometheus text format) and session administration under `/admin/` (list, revoke one,
-//! revoke every session of a user). It has no authentication of its own: keep it on loopback
-//! or a private network, as with Envoy's and HAProxy's admin interfaces.
+//! (Prometheus text format), `/openapi.json` (the OpenAPI 3.1 document of the gateway's own
+//! endpoints and of this listener, `docs/openapi.json`) and session administration under
+//! `/admin/` (list, revoke one, revoke every session of a user). It has no authentication of its
+//! own: keep it on loopback or a private network, as with Envoy's and HAProxy's admin interfaces.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,6 +17,9 @@ use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
 use crate::state::Shared;
+
+/// `docs/openapi.json`, served as is at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../docs/openapi.json");
 
 /// Serves the admin endpoints on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
@@ -55,6 +59,7 @@ async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
             r#"{"status":"not ready","reason":"the session store is unreachable"}"#,
         ),
         "/metrics" => metrics(shared),
+        "/openapi.json" => json(StatusCode::OK, OPENAPI),
         _ => match sessions::route(path) {
             Some(target) => sessions::handle(shared, req, target).await,
             None => json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#),

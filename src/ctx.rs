@@ -22,4 +22,7 @@ pub struct RequestCtx {
     /// Filled in by the phases, for the access log.
     pub route: Option<String>,
     pub user: Option<String>,
+    /// The upstream (`host:port`) the request was forwarded to, or last tried when none
+    /// answered; `None` for requests the gateway answered itself.
+    pub upstream: Option<String>,
 }

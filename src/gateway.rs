@@ -44,6 +44,7 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
         start: Instant::now(),
         route: None,
         user: None,
+        upstream: None,
     };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -162,8 +163,9 @@ async fn handle_inner(
     })?)
 }
 
-/// One line per request: method, path without query, status, duration, user, route, request id.
-/// Never the query string, a header value, a token or a password.
+/// One line per request: method, path without query, status, duration, user, route, upstream
+/// (absent when the gateway answered itself), request id. Never the query string, a header value,
+/// a token or a password.
 fn access_log(
     ctx: &RequestCtx,
     method: &Method,
@@ -182,6 +184,7 @@ fn access_log(
         duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
         user = ctx.user.as_deref().unwrap_or("-"),
         route = ctx.route.as_deref().unwrap_or("-"),
+        upstream = ctx.upstream.as_deref(),
         request_id = ctx.request_id.to_str().unwrap_or("-"),
         peer = %ctx.peer,
         cause,

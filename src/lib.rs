@@ -18,7 +18,8 @@
 //! - `session`: the session store (rotation, reuse detection, revocation) and deny list.
 //! - `login`: users and argon2id password verification.
 //! - `proxy`: forwarding with streamed bodies, header rewriting, upstream errors.
-//! - `admin`: `/healthz`, `/readyz`, `/metrics` on the admin listener; `metrics`: the registry.
+//! - `admin`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` on the admin listener;
+//!   `metrics`: the registry.
 //! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
 //!
 //! # Request lifecycle

@@ -84,11 +84,11 @@ fn upstream_uri(
         .build()
 }
 
-/// Forwards `req` to one of `route`'s upstreams; `identity` is the verified caller, if the
-/// route required one. A request without a body that fails to connect is retried once on
+/// Forwards `req` to one of `route`'s upstreams (recorded in `ctx.upstream` for the access log);
+/// `identity` is the verified caller, if the route required one. A request without a body that fails to connect is retried once on
 /// another healthy upstream; a request with a body is not (its body cannot be replayed).
 pub async fn forward(
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     route: &RouteConfig,
     upstream: &Upstream,
     identity: Option<&Identity>,
@@ -123,6 +123,7 @@ pub async fn forward(
     let mut body = Some(incoming.boxed());
     let timeout = route.timeout;
     let mut response = loop {
+        ctx.upstream = Some(target.authority.to_string());
         parts.uri = upstream_uri(route, target, &path_and_query).map_err(ProxyError::Target)?;
         let request = Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
         match tokio::time::timeout(timeout, upstream.client.request(request)).await {

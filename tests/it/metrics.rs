@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::support::{gateway, Options, TestGateway, ALICE};
 
-async fn admin_get(gw: &TestGateway, path: &str) -> (u16, String, String) {
+pub(crate) async fn admin_get(gw: &TestGateway, path: &str) -> (u16, String, String) {
     let reply = gw.admin("GET", path).await;
     let content_type = reply.header("content-type").unwrap_or_default().to_owned();
     (reply.status.as_u16(), content_type, reply.text())

@@ -5,7 +5,9 @@ use std::time::Duration;
 use http::Request;
 
 use crate::support::upstream::{pattern_body, pattern_sha256, MockUpstream};
-use crate::support::{gateway, tls_client, Options, TestGateway, ALICE, PUBLIC_AND_API};
+use crate::support::{
+    captured_logs, gateway, tls_client, Options, TestGateway, ALICE, PUBLIC_AND_API,
+};
 
 #[tokio::test]
 async fn identity_reaches_the_upstream_and_spoofed_identity_does_not() {
@@ -189,6 +191,63 @@ async fn a_dead_upstream_is_502_and_a_slow_one_504() {
         started.elapsed() < Duration::from_millis(2900),
         "did not wait for the upstream"
     );
+}
+
+/// The access-log line of the request with id `request_id`.
+fn access_line(logs: &std::sync::Mutex<Vec<u8>>, request_id: &str) -> String {
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let needle = format!("request_id=\"{request_id}\"");
+    text.lines()
+        .find(|l| l.contains(" access: ") && l.contains(&needle))
+        .unwrap_or_else(|| panic!("no access line for {request_id} in\n{text}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_access_log_names_the_upstream_a_request_went_to() {
+    let logs = captured_logs();
+    let (upstream, gw) = gateway(Options::default()).await;
+    let tokens = gw.login(ALICE).await;
+    let send = |id: &'static str, bearer: Option<&str>| {
+        let mut req = Request::get("/x").header("x-request-id", id);
+        if let Some(token) = bearer {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        gw.send(req.body(crate::support::empty()).unwrap())
+    };
+
+    assert_eq!(
+        send("log-forwarded", Some(&tokens.access)).await.status,
+        200
+    );
+    let line = access_line(&logs, "log-forwarded");
+    assert!(line.contains("status=200"), "{line}");
+    assert!(
+        line.contains(&format!("upstream=\"{}\"", upstream.addr)),
+        "{line}"
+    );
+
+    // Answered by the gateway itself: no upstream field.
+    assert_eq!(send("log-refused", None).await.status, 401);
+    let line = access_line(&logs, "log-refused");
+    assert!(line.contains("status=401"), "{line}");
+    assert!(!line.contains("upstream="), "{line}");
+
+    // An upstream that did not answer is named too: it is the one to look at.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let gw = TestGateway::start(dead, Options::default()).await;
+    let tokens = gw.login(ALICE).await;
+    let req = Request::get("/x")
+        .header("x-request-id", "log-dead-upstream")
+        .header("authorization", format!("Bearer {}", tokens.access))
+        .body(crate::support::empty())
+        .unwrap();
+    assert_eq!(gw.send(req).await.status, 502);
+    let line = access_line(&logs, "log-dead-upstream");
+    assert!(line.contains(&format!("upstream=\"{dead}\"")), "{line}");
 }
 
 #[tokio::test]

@@ -1,0 +1,71 @@
+//! SPEC §4.5: the compose deployment. Its configurations (`deploy/`) work with the files
+//! `portcullis init --dir deploy` writes, laid out as the compose files mount them.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::TempDir;
+
+fn repo(path: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn run(args: &[&str], config_dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .current_dir(config_dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_compose_configs_pass_check_with_the_files_init_writes() {
+    // deploy/ as the README has it made: `init --dir deploy`, next to the committed configs.
+    let dir = TempDir::new();
+    let out = run(&["init", "--dir", "."], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["portcullis.toml", "cluster.toml"] {
+        std::fs::write(dir.path().join(name), repo(&format!("deploy/{name}"))).unwrap();
+        let check = run(&["check", "-c", name], dir.path());
+        assert!(
+            check.status.success(),
+            "deploy/{name}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+
+    // The cluster configuration is the same but for its store: Redis, as the compose file names
+    // it.
+    let mut single: toml::Table = repo("deploy/portcullis.toml").parse().unwrap();
+    let mut cluster: toml::Table = repo("deploy/cluster.toml").parse().unwrap();
+    let store = cluster.remove("store").expect("[store]");
+    assert_eq!(store["kind"].as_str(), Some("redis"));
+    assert_eq!(store["url"].as_str(), Some("redis://redis:6379/0"));
+    single.remove("store");
+    assert_eq!(
+        cluster, single,
+        "deploy/cluster.toml drifted from portcullis.toml"
+    );
+
+    // The compose files mount deploy/ where these configurations expect their files.
+    for (file, config) in [
+        ("docker-compose.yml", "/etc/portcullis/portcullis.toml"),
+        ("docker-compose.cluster.yml", "/etc/portcullis/cluster.toml"),
+    ] {
+        let text = repo(file);
+        assert!(text.contains("./deploy:/etc/portcullis:ro"), "{file}");
+        assert!(
+            text.contains(&format!("PORTCULLIS_CONFIG: {config}")),
+            "{file}"
+        );
+        assert!(
+            text.contains(r#"test: ["CMD", "/usr/local/bin/portcullis", "healthcheck"]"#),
+            "{file}"
+        );
+    }
+}
