@@ -296,6 +296,20 @@ impl From<RouteError> for Rejection {
     }
 }
 
+impl From<crate::login::Busy> for Rejection {
+    fn from(_: crate::login::Busy) -> Self {
+        Rejection {
+            retry_after: Some(1),
+            no_store: true,
+            ..Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Too many logins in progress; try again shortly",
+            )
+        }
+    }
+}
+
 impl From<StoreError> for Rejection {
     fn from(e: StoreError) -> Self {
         Rejection {

@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub jwks: bytes::Bytes,
     pub access_validation: Validation,
     pub refresh_validation: Validation,
+    /// Access tokens verified under this snapshot's keys and settings.
+    pub token_cache: crate::auth::TokenCache,
     /// `None` when `server.tls = false`.
     pub certificate: Option<Arc<CertifiedKey>>,
 }
@@ -76,6 +78,7 @@ impl Snapshot {
         Ok(Snapshot {
             access_validation: validation(&keys, ACCESS_AUDIENCE, &t.issuer, t.leeway),
             refresh_validation: validation(&keys, REFRESH_AUDIENCE, &t.issuer, t.leeway),
+            token_cache: crate::auth::TokenCache::new(t.verified_cache, t.leeway),
             jwks: crate::token::discovery::jwks(&keys),
             users: Users::new(&config.users),
             router,
@@ -109,6 +112,8 @@ pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
     pub sessions: SessionStore,
     pub throttle: crate::login::LoginThrottle,
+    /// Where password hashes run: bounded, off the async workers.
+    pub hashing: crate::login::HashPool,
     pub replays: crate::token::ReplayCache,
     pub metrics: crate::metrics::Metrics,
     /// Present when serving TLS; the acceptor resolves certificates through it.
@@ -137,6 +142,7 @@ impl Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             sessions,
             throttle: Default::default(),
+            hashing: Default::default(),
             replays: Default::default(),
             metrics: Default::default(),
             certs,
@@ -197,7 +203,9 @@ impl Shared {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                shared.sessions.purge(crate::session::unix_now()).await;
+                let now = crate::session::unix_now();
+                shared.snapshot().token_cache.purge(now);
+                shared.sessions.purge(now).await;
             }
         });
     }

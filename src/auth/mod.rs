@@ -1,16 +1,19 @@
 //! Authentication and authorization of proxied requests (SPEC §2).
 //!
 //! `authenticate` turns the request's headers into an `Identity` or an `AuthError`: bearer
-//! parsing (`bearer.rs`), signature and claims (`verify.rs`), then the revocation deny list.
+//! parsing (`bearer.rs`), signature and claims (`verify.rs`, skipped for a token in the
+//! verified-token cache, `cache.rs`), then the revocation deny list.
 //! `authorize` checks the route's roles. Neither knows about HTTP statuses.
 
 mod bearer;
+mod cache;
 mod error;
 pub mod verify;
 
 use http::HeaderMap;
 
 pub use bearer::{bearer_token, MAX_TOKEN_LEN};
+pub use cache::TokenCache;
 pub use error::{AuthError, InvalidReason};
 
 use crate::session::DenyList;
@@ -43,16 +46,27 @@ pub fn verify_access(
     deny: &DenyList,
     token: &str,
 ) -> Result<Identity, AuthError> {
-    let claims: AccessClaims = verify::verify(&snapshot.keys, &snapshot.access_validation, token)?;
-    if deny.is_denied(&claims.sid) {
+    let now = crate::session::unix_now();
+    let identity = match snapshot.token_cache.get(token, now) {
+        Some(identity) => identity,
+        None => {
+            let claims: AccessClaims =
+                verify::verify(&snapshot.keys, &snapshot.access_validation, token)?;
+            let identity = Identity {
+                user: claims.sub,
+                roles: claims.roles,
+                sid: claims.sid,
+                exp: claims.exp,
+            };
+            snapshot.token_cache.insert(token, &identity, claims.nbf);
+            identity
+        }
+    };
+    // Every request, hit or miss: a revoked session's tokens stop working at once.
+    if deny.is_denied(&identity.sid) {
         return Err(AuthError::Invalid(InvalidReason::Revoked));
     }
-    Ok(Identity {
-        user: claims.sub,
-        roles: claims.roles,
-        sid: claims.sid,
-        exp: claims.exp,
-    })
+    Ok(identity)
 }
 
 /// Checks that `identity` holds any of `required` (an empty list allows every valid token).

@@ -103,6 +103,8 @@ pub struct TokensConfig {
     pub max_session_lifetime: Option<Duration>,
     pub leeway: Duration,
     pub refresh_grace: Duration,
+    /// How many verified access tokens to remember (0: verify every request's signature).
+    pub verified_cache: usize,
 }
 
 #[derive(Clone, Debug, Eq, PartialEq)]

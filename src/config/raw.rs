@@ -74,6 +74,7 @@ pub(crate) struct Tokens {
     pub(crate) max_session_lifetime: Option<String>,
     pub(crate) leeway: Option<String>,
     pub(crate) refresh_grace: Option<String>,
+    pub(crate) verified_cache: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

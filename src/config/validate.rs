@@ -298,6 +298,10 @@ fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
         max_session_lifetime: (!max_session.is_zero()).then_some(max_session),
         leeway: c.span("tokens.leeway", raw.leeway.as_deref(), "30s"),
         refresh_grace,
+        verified_cache: match raw.verified_cache {
+            Some(0) => 0,
+            n => c.positive("tokens.verified_cache", n, 10_000, 10_000_000) as usize,
+        },
     }
 }
 

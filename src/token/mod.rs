@@ -79,26 +79,28 @@ async fn password_grant(
     let now = std::time::SystemTime::now();
     let session_start = unix_now();
     let name = username.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let Some(user) = snapshot.users.verify(&name, &password) else {
-            return Ok(None);
-        };
-        let req = PairRequest {
-            user: &user.name,
-            roles: &user.roles,
-            sid: &sid,
-            token_id: &token_id,
-            short_term,
-            session_start,
-            now,
-        };
-        let refresh_at = issue::refresh_deadline(&snapshot, &req)
-            .ok_or(OAuthError::InvalidGrant("The session lifetime is zero"))?;
-        let minted = issue::mint(&snapshot, &req, refresh_at).map_err(Rejection::internal)?;
-        Ok::<_, Rejection>(Some((sid, token_id, minted)))
-    })
-    .await
-    .map_err(Rejection::internal)??;
+    let outcome = ctx
+        .shared
+        .hashing
+        .run(move || {
+            let Some(user) = snapshot.users.verify(&name, &password) else {
+                return Ok(None);
+            };
+            let req = PairRequest {
+                user: &user.name,
+                roles: &user.roles,
+                sid: &sid,
+                token_id: &token_id,
+                short_term,
+                session_start,
+                now,
+            };
+            let refresh_at = issue::refresh_deadline(&snapshot, &req)
+                .ok_or(OAuthError::InvalidGrant("The session lifetime is zero"))?;
+            let minted = issue::mint(&snapshot, &req, refresh_at).map_err(Rejection::internal)?;
+            Ok::<_, Rejection>(Some((sid, token_id, minted)))
+        })
+        .await??;
 
     let Some((sid, token_id, minted)) = outcome else {
         tracing::info!(target: "audit", event = "login_failure", user = username.as_str(), %addr);

@@ -1,0 +1,121 @@
+//! The verified-token cache: access tokens whose signature and claims were checked, keyed by
+//! their exact bytes, so that a client sending the same token again skips the signature check.
+//!
+//! A hit still checks `exp` and `nbf` (with the configured leeway) against the clock; the
+//! caller still checks the revocation deny list on every request. The cache lives in the
+//! configuration snapshot, so a reload (new keys, new leeway) starts with an empty one.
+//! Bounded: once `capacity` entries are held, new tokens are verified but not admitted until the
+//! purge has dropped expired ones (no eviction scan on the request path).
+
+use dashmap::DashMap;
+
+use super::Identity;
+
+#[derive(Debug)]
+pub struct TokenCache {
+    entries: DashMap<Box<str>, Entry>,
+    capacity: usize,
+    leeway: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    identity: Identity,
+    nbf: u64,
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` tokens (0 disables it).
+    pub fn new(capacity: usize, leeway: std::time::Duration) -> Self {
+        Self {
+            entries: DashMap::new(),
+            capacity,
+            leeway: leeway.as_secs(),
+        }
+    }
+
+    /// The identity of `token` if it was verified before and is within its validity at `now`.
+    pub fn get(&self, token: &str, now: u64) -> Option<Identity> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entry = self.entries.get(token)?;
+        // The same tests as the full verification: expired once `exp < now - leeway`, not yet
+        // valid while `nbf > now + leeway`.
+        let live = entry.identity.exp.saturating_add(self.leeway) >= now
+            && entry.nbf <= now.saturating_add(self.leeway);
+        live.then(|| entry.identity.clone())
+    }
+
+    /// Admits a token that has just passed the full verification.
+    pub fn insert(&self, token: &str, identity: &Identity, nbf: u64) {
+        if self.capacity == 0 || self.entries.len() >= self.capacity {
+            return;
+        }
+        self.entries.insert(
+            token.into(),
+            Entry {
+                identity: identity.clone(),
+                nbf,
+            },
+        );
+    }
+
+    /// Drops the entries of tokens expired at `now`.
+    pub fn purge(&self, now: u64) {
+        self.entries
+            .retain(|_, e| e.identity.exp.saturating_add(self.leeway) >= now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn identity(exp: u64) -> Identity {
+        Identity {
+            user: "u".into(),
+            roles: vec!["r".into()],
+            sid: "s".into(),
+            exp,
+        }
+    }
+
+    #[test]
+    fn hits_respect_exp_and_nbf_with_leeway() {
+        let cache = TokenCache::new(10, Duration::from_secs(5));
+        cache.insert("t", &identity(100), 50);
+        assert!(cache.get("t", 44).is_none(), "not yet valid");
+        assert_eq!(cache.get("t", 45).unwrap().sid, "s");
+        assert!(cache.get("t", 105).is_some());
+        assert!(cache.get("t", 106).is_none(), "expired");
+        assert!(cache.get("other", 60).is_none());
+        cache.purge(105);
+        assert_eq!(cache.len(), 1);
+        cache.purge(106);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn it_is_bounded_and_can_be_off() {
+        let cache = TokenCache::new(2, Duration::ZERO);
+        for t in ["a", "b", "c"] {
+            cache.insert(t, &identity(100), 0);
+        }
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get("c", 1).is_none());
+        let off = TokenCache::new(0, Duration::ZERO);
+        off.insert("a", &identity(100), 0);
+        assert!(off.get("a", 1).is_none());
+    }
+}
