@@ -1,4 +1,6 @@
-//! Refresh-grant throughput with the durable embedded store beside the in-memory store.
+//! Refresh-grant throughput with the durable embedded store beside the in-memory store and the
+//! Redis store (when `redis-server` is on PATH: one is started on a free loopback port, with
+//! `appendfsync everysec`, Redis's default durability).
 //!
 //! Run with `cargo bench --bench refresh` (release build). For each store: a gateway in this
 //! process on 127.0.0.1 (plain HTTP, so that TLS does not blur the comparison), 64 sessions,
@@ -42,10 +44,30 @@ fn main() {
 
     println!("| store | clients | refresh grants/s | errors |");
     println!("| --- | --- | --- | --- |");
-    for store in ["memory", "embedded"] {
-        let (rate, errors) = runtime.block_on(refresh_rate(&dir, store, Duration::from_secs(secs)));
-        println!("| {store} | {CLIENTS} | {rate:.0} | {errors} |");
+    let redis = Redis::start(&dir);
+    let mut stores = vec![
+        ("memory", "kind = \"memory\"".to_owned()),
+        (
+            "embedded",
+            "kind = \"embedded\"\npath = \"embedded.db\"".to_owned(),
+        ),
+    ];
+    match &redis {
+        Some(redis) => stores.push((
+            "redis",
+            format!(
+                "kind = \"redis\"\nurl = \"redis://127.0.0.1:{}/0\"",
+                redis.port
+            ),
+        )),
+        None => eprintln!("redis-server is not on PATH: the Redis row is left out"),
     }
+    for (name, store) in &stores {
+        let (rate, errors) =
+            runtime.block_on(refresh_rate(&dir, name, store, Duration::from_secs(secs)));
+        println!("| {name} | {CLIENTS} | {rate:.0} | {errors} |");
+    }
+    drop(redis);
 
     println!();
     println!("| store alone | concurrent callers | rotations/s |");
@@ -66,13 +88,18 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-async fn refresh_rate(dir: &std::path::Path, store: &str, run_for: Duration) -> (f64, usize) {
+async fn refresh_rate(
+    dir: &std::path::Path,
+    name: &str,
+    store: &str,
+    run_for: Duration,
+) -> (f64, usize) {
     let config_text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ntls = false\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [tokens]\nsigning_key = \"signing.pem\"\n[store]\nkind = \"{store}\"\npath = \"{store}.db\"\n\
+         [tokens]\nsigning_key = \"signing.pem\"\n[store]\n{store}\n\
          [login]\nusers_file = \"users.toml\"\nmax_failures = 1000000\n"
     );
-    let path = dir.join(format!("{store}.toml"));
+    let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config_text).unwrap();
     let snapshot = Snapshot::build(Config::load(&path).unwrap()).unwrap();
     let shared = Shared::new(snapshot).unwrap();
@@ -183,4 +210,41 @@ async fn rotate_rate(store: Arc<SessionStore>, callers: usize, run_for: Duration
         total += task.await.unwrap();
     }
     total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A `redis-server` child process on a free loopback port, killed on drop.
+struct Redis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Redis {
+    fn start(dir: &std::path::Path) -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(["--port", &port.to_string()])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self { port, child })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
