@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::redis::RedisServer;
 use crate::support::upstream::MockUpstream;
-use crate::support::{material, Options, Reply, TestGateway, Tokens, ALICE, BOB};
+use crate::support::{
+    material, refresh_concurrently, Options, Reply, TestGateway, Tokens, ALICE, BOB,
+};
 
 /// The `[store]` lines for `url`, plus `extra`.
 fn redis_store(url: &str, extra: &str) -> Options {
@@ -93,18 +95,8 @@ async fn twenty_concurrent_refreshes_over_two_instances_have_exactly_one_winner(
     };
     let (_upstream, a, b) = two_instances(&redis).await;
     let tokens = a.login(ALICE).await;
-    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
-    let attempts: Vec<_> = (0..20)
-        .map(|i| {
-            let gw = if i % 2 == 0 { a.clone() } else { b.clone() };
-            let refresh = tokens.refresh.clone();
-            tokio::spawn(async move { gw.refresh(&refresh).await.status.as_u16() })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.unwrap());
-    }
+    let gateways = [std::sync::Arc::new(a), std::sync::Arc::new(b)];
+    let statuses = refresh_concurrently(&gateways, &tokens.refresh, 20).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,
@@ -129,12 +121,7 @@ async fn a_redis_outage_gives_503_on_the_token_endpoint_and_service_recovers() {
     assert_eq!(a.get("/hello", Some(&alice.access)).await.status, 200);
     assert_eq!(b.get("/hello", Some(&alice.access)).await.status, 200);
     // The token endpoint says so, with a JSON body and Retry-After.
-    let down = a
-        .token(&format!(
-            "grant_type=password&username={}&password={}",
-            BOB.0, BOB.1
-        ))
-        .await;
+    let down = a.try_login(BOB).await;
     down.assert_oauth_error(503, "temporarily_unavailable");
     assert!(down.header("retry-after").is_some());
     b.refresh(&alice.refresh)
@@ -188,12 +175,7 @@ async fn a_password_protected_redis_works_and_a_wrong_password_is_unavailable() 
 
     let url = format!("redis://:wrong@127.0.0.1:{}/0", redis.port);
     let bad = TestGateway::start(upstream.addr, redis_store(&url, "")).await;
-    let reply = bad
-        .token(&format!(
-            "grant_type=password&username={}&password={}",
-            BOB.0, BOB.1
-        ))
-        .await;
+    let reply = bad.try_login(BOB).await;
     reply.assert_oauth_error(503, "temporarily_unavailable");
     assert_eq!(bad.admin("GET", "/readyz").await.status, 503);
     assert_no_password_in(&reply, "s3cret-pw");

@@ -266,12 +266,7 @@ async fn repeated_failures_lock_the_user_out_until_the_lockout_passes() {
             .assert_oauth_error(400, "invalid_grant");
     }
     // Locked: even the right password is refused, without a password check.
-    let reply = gw
-        .token(&format!(
-            "grant_type=password&username={}&password={}",
-            ALICE.0, ALICE.1
-        ))
-        .await;
+    let reply = gw.try_login(ALICE).await;
     reply.assert_oauth_error(429, "invalid_grant");
     let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry), "{retry}");

@@ -4,7 +4,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::Request;
 
-use crate::support::{decode_parts, full, gateway, material, Options, Tokens, ALICE, BOB};
+use crate::support::{
+    decode_parts, full, gateway, material, refresh_concurrently, Options, Tokens, ALICE, BOB,
+};
 
 /// The seed API's formatting: `2026-11-25T13:43:43.7826152Z`.
 fn assert_seed_instant(text: &str) -> u64 {
@@ -213,18 +215,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_session() {
 async fn concurrent_refreshes_with_one_token_have_exactly_one_winner() {
     let (_up, gw) = gateway(Options::default()).await;
     let tokens = gw.login(ALICE).await;
-    let gw = std::sync::Arc::new(gw);
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let gw = gw.clone();
-            let refresh = tokens.refresh.clone();
-            tokio::spawn(async move { gw.refresh(&refresh).await.status.as_u16() })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for task in tasks {
-        statuses.push(task.await.unwrap());
-    }
+    let statuses = refresh_concurrently(&[std::sync::Arc::new(gw)], &tokens.refresh, 20).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,

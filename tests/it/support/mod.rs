@@ -188,6 +188,14 @@ impl TestGateway {
         Tokens::from(&reply)
     }
 
+    /// A password-grant request for `(user, password)`, whatever its outcome.
+    pub(crate) async fn try_login(&self, (user, password): (&str, &str)) -> Reply {
+        self.token(&format!(
+            "grant_type=password&username={user}&password={password}"
+        ))
+        .await
+    }
+
     pub(crate) async fn refresh(&self, refresh_token: &str) -> Reply {
         self.token(&format!(
             "grant_type=refresh_token&refresh_token={refresh_token}"
@@ -221,6 +229,26 @@ pub(crate) async fn gateway(options: Options) -> (upstream::MockUpstream, TestGa
 
 /// Writes the key material and `portcullis.toml` for `options` into `dir`; returns the config
 /// file's path.
+/// Presents `refresh_token` `n` times at once, spread round-robin over `gateways`; the statuses.
+pub(crate) async fn refresh_concurrently(
+    gateways: &[Arc<TestGateway>],
+    refresh_token: &str,
+    n: usize,
+) -> Vec<u16> {
+    let attempts: Vec<_> = (0..n)
+        .map(|i| {
+            let gw = gateways[i % gateways.len()].clone();
+            let refresh = refresh_token.to_owned();
+            tokio::spawn(async move { gw.refresh(&refresh).await.status.as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(n);
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    statuses
+}
+
 pub(crate) fn write_config(dir: &Path, upstream: SocketAddr, options: &Options) -> PathBuf {
     let m = material();
     std::fs::write(dir.join("gateway.crt"), &m.cert_pem).unwrap();
