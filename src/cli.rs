@@ -78,6 +78,8 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Load-test a gateway: virtual users log in, call a path, refresh on 401 (SPEC §6).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Parses the command line, runs the command, maps failure to exit code 1.
@@ -90,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Check { config } => check(&config.path),
         Command::HashPassword => hash_password(),
         Command::Healthcheck { config, url } => healthcheck(&config.path, url),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,6 +156,18 @@ fn healthcheck(path: &Path, url: Option<String>) -> anyhow::Result<()> {
         println!("{url}: ok");
         Ok(())
     })
+}
+
+fn bench(args: crate::bench::BenchArgs) -> anyhow::Result<()> {
+    let json = args.json();
+    let plan = crate::bench::Plan::try_from(args)?;
+    let report = runtime()?.block_on(crate::bench::run(plan))?;
+    if json {
+        println!("{}", report.json());
+    } else {
+        print!("{report}");
+    }
+    Ok(())
 }
 
 fn serve(path: &Path) -> anyhow::Result<()> {

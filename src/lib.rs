@@ -20,6 +20,7 @@
 //! - `proxy`: forwarding with streamed bodies, header rewriting, upstream errors.
 //! - `admin`: `/healthz`, `/readyz`, `/metrics` on the admin listener; `metrics`: the registry.
 //! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
+//! - `bench`: `portcullis bench`, the load harness (virtual users, HdrHistogram report).
 //!
 //! # Request lifecycle
 //!
@@ -29,6 +30,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bench;
 pub mod body;
 pub mod cli;
 pub mod config;
