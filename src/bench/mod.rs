@@ -3,8 +3,9 @@
 //! N virtual users, each on its own connection with its own session, log in at the token
 //! endpoint, then call a path with their access token as fast as the server answers, refresh on
 //! `401` and log in again when the refresh fails. The run has two phases: every virtual user
-//! connects and logs in (any failure there ends the run with a message: a wrong password must
-//! not spin), then the measured window of `--duration` starts for all of them at once.
+//! connects and logs in (a refused login or connection ends the run with a message: a wrong
+//! password must not spin; a gateway busy hashing passwords, `503` + `Retry-After`, is asked
+//! again), then the measured window of `--duration` starts for all of them at once.
 //!
 //! - `target.rs`: the URL, TLS trust (`--ca`, `--insecure`, system roots) and connections;
 //! - `vu.rs`: one virtual user's loop;

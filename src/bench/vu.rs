@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HeaderValue;
+use http::header::{HeaderValue, RETRY_AFTER};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -98,15 +98,20 @@ impl VirtualUser {
             source: e,
         })?;
         self.sender = Some(sender);
-        let req = target.token(self.plan.login_form.clone());
-        let (status, body) =
-            self.token_exchange(req)
+        // A gateway busy hashing passwords answers `503` + `Retry-After`: wait and ask again
+        // (the set-up timeout in `mod.rs` bounds this).
+        while self.tokens.is_none() {
+            let req = self.plan.target.token(self.plan.login_form.clone());
+            let answer = self
+                .token_exchange(req)
                 .await
                 .map_err(|e| BenchError::LoginFailed {
                     user: self.plan.user.clone(),
                     source: e,
                 })?;
-        self.accept_login(status, &body)
+            self.accept_login(&answer).await?;
+        }
+        Ok(())
     }
 
     async fn drive(&mut self) -> Result<Infallible, BenchError> {
@@ -171,7 +176,7 @@ impl VirtualUser {
     async fn log_in(&mut self) -> Result<(), BenchError> {
         let req = self.plan.target.token(self.plan.login_form.clone());
         match self.token_exchange(req).await {
-            Ok((status, body)) => self.accept_login(status, &body),
+            Ok(answer) => self.accept_login(&answer).await,
             Err(e) => {
                 self.failed(&e);
                 Ok(())
@@ -179,17 +184,25 @@ impl VirtualUser {
         }
     }
 
-    /// A login answer: tokens, or the end of the run (wrong password, locked out, wrong URL).
-    fn accept_login(&mut self, status: StatusCode, body: &[u8]) -> Result<(), BenchError> {
-        if status != StatusCode::OK {
-            return Err(BenchError::LoginRefused {
+    /// A login answer: tokens; a pause when the gateway is busy (`503`, after `Retry-After`,
+    /// at most 5 s; the caller then asks again); or the end of the run (wrong password, locked
+    /// out, wrong URL).
+    async fn accept_login(&mut self, answer: &TokenAnswer) -> Result<(), BenchError> {
+        match answer.status {
+            StatusCode::OK => {
+                self.tokens = Some(Tokens::parse(&answer.body, &self.plan)?);
+                self.tally.logins += 1;
+                Ok(())
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tokio::time::sleep(answer.retry_after()).await;
+                Ok(())
+            }
+            status => Err(BenchError::LoginRefused {
                 user: self.plan.user.clone(),
-                refusal: Refusal::new(status, body),
-            });
+                refusal: Refusal::new(status, &answer.body),
+            }),
         }
-        self.tokens = Some(Tokens::parse(body, &self.plan)?);
-        self.tally.logins += 1;
-        Ok(())
     }
 
     /// Trades the refresh token for a new pair; if the server refuses, the next turn logs in.
@@ -205,8 +218,8 @@ impl VirtualUser {
             .finish();
         let req = self.plan.target.token(Bytes::from(form));
         match self.token_exchange(req).await {
-            Ok((StatusCode::OK, body)) => {
-                self.tokens = Some(Tokens::parse(&body, &self.plan)?);
+            Ok(answer) if answer.status == StatusCode::OK => {
+                self.tokens = Some(Tokens::parse(&answer.body, &self.plan)?);
                 self.tally.refreshes += 1;
             }
             Ok(_) => self.tokens = None,
@@ -219,13 +232,18 @@ impl VirtualUser {
     async fn token_exchange(
         &mut self,
         req: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), RequestError> {
+    ) -> Result<TokenAnswer, RequestError> {
         self.ready().await?;
         let response = self.send(req).await?;
         let status = response.status();
+        let retry_after = response.headers().get(RETRY_AFTER).cloned();
         let body = collect(response.into_body()).await?;
         self.succeeded();
-        Ok((status, body))
+        Ok(TokenAnswer {
+            status,
+            retry_after,
+            body,
+        })
     }
 
     async fn ready(&mut self) -> Result<(), RequestError> {
@@ -285,6 +303,28 @@ async fn collect(mut body: Incoming) -> Result<Bytes, RequestError> {
     Ok(Bytes::from(buf))
 }
 
+/// What the token endpoint answered.
+#[derive(Debug)]
+struct TokenAnswer {
+    status: StatusCode,
+    retry_after: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl TokenAnswer {
+    /// How long to wait before asking again: `Retry-After` in seconds (an HTTP date counts as
+    /// 1 s), at least 50 ms and at most 5 s so that a run never sleeps through its window.
+    fn retry_after(&self) -> Duration {
+        let secs = self
+            .retry_after
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        Duration::from_secs(secs).clamp(Duration::from_millis(50), Duration::from_secs(5))
+    }
+}
+
 /// Why a request got no complete answer.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RequestError {
@@ -332,5 +372,25 @@ impl Tokens {
 impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Tokens(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_bounded() {
+        let answer = |value: Option<&'static str>| TokenAnswer {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: value.map(HeaderValue::from_static),
+            body: Bytes::new(),
+        };
+        assert_eq!(answer(Some("2")).retry_after(), Duration::from_secs(2));
+        assert_eq!(answer(Some("0")).retry_after(), Duration::from_millis(50));
+        assert_eq!(answer(Some("900")).retry_after(), Duration::from_secs(5));
+        assert_eq!(answer(None).retry_after(), Duration::from_secs(1));
+        let date = answer(Some("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(date.retry_after(), Duration::from_secs(1));
     }
 }

@@ -2,12 +2,20 @@
 //!
 //! Every run is a few seconds with a few connections, all on 127.0.0.1.
 
+use std::convert::Infallible;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
+use tokio::net::TcpListener;
 
-use crate::support::{gateway, upstream::MockUpstream, Options, TestGateway, ALICE};
+use crate::support::{full, gateway, upstream::MockUpstream, Options, TestGateway, ALICE};
 
 /// Runs `portcullis bench ARGS` off the runtime (the gateway runs on it) and returns its output
 /// and how long it took.
@@ -255,4 +263,76 @@ async fn bad_flags_are_refused_naming_the_flag() {
         assert!(stderr.contains(expected), "{flags:?}: {stderr}");
     }
     assert_eq!(upstream.count(), 0, "nothing was sent");
+}
+
+/// A plain-HTTP stand-in for a gateway whose password hashing is saturated: its token endpoint
+/// answers the first `busy` logins with `503` + `Retry-After: 0`, then hands out a token; every
+/// other path answers `200` to that token. Returns its address and the count of token requests.
+async fn busy_gateway(busy: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let logins = Arc::new(AtomicUsize::new(0));
+    let seen = logins.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let reply = if req.uri().path() == "/api/oauth2/token" {
+                            if seen.fetch_add(1, Ordering::SeqCst) < busy {
+                                Response::builder()
+                                    .status(503)
+                                    .header("retry-after", "0")
+                                    .body(full("{\"error\":\"temporarily_unavailable\"}"))
+                            } else {
+                                Response::builder().body(full(
+                                    "{\"access_token\":\"a.b.c\",\"refresh_token\":\"r\"}",
+                                ))
+                            }
+                        } else if req.headers()["authorization"] == "Bearer a.b.c" {
+                            Response::builder().body(full("ok"))
+                        } else {
+                            Response::builder().status(401).body(full(""))
+                        };
+                        Ok::<_, Infallible>(reply.unwrap())
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, logins)
+}
+
+#[tokio::test]
+async fn a_busy_token_endpoint_is_asked_again_over_h2c() {
+    let (addr, token_requests) = busy_gateway(3).await;
+    let args = [
+        "--url",
+        &format!("http://{addr}"),
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--http2",
+        "--json",
+        "--duration",
+        "1s",
+        "--connections",
+        "2",
+    ];
+    let (output, _) = bench(args.map(str::to_owned).to_vec()).await;
+    let json = report(&output);
+    assert_eq!(json["logins"], 2, "{json}");
+    assert!(json["status"]["200"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(json["errors"], 0, "{json}");
+    assert_eq!(
+        token_requests.load(Ordering::SeqCst),
+        5,
+        "3 refused, then 2 logins"
+    );
 }
