@@ -81,6 +81,8 @@ enum Command {
     /// List or revoke sessions through a running gateway's admin listener.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Load-test a gateway: virtual users log in, call a path, refresh on 401 (SPEC §6).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::Healthcheck { config, url } => healthcheck(&config.path, url),
         Command::Sessions(command) => sessions(&command),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -263,6 +266,18 @@ fn sessions(command: &SessionsCommand) -> anyhow::Result<()> {
             at(&s["created_at"]),
             at(&s["expires_at"]),
         );
+    }
+    Ok(())
+}
+
+fn bench(args: crate::bench::BenchArgs) -> anyhow::Result<()> {
+    let json = args.json();
+    let plan = crate::bench::Plan::try_from(args)?;
+    let report = runtime()?.block_on(crate::bench::run(plan))?;
+    if json {
+        println!("{}", report.json());
+    } else {
+        print!("{report}");
     }
     Ok(())
 }

@@ -21,6 +21,7 @@
 //! - `admin`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` on the admin listener;
 //!   `metrics`: the registry.
 //! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
+//! - `bench`: `portcullis bench`, the load harness (virtual users, HdrHistogram report).
 //!
 //! # Request lifecycle
 //!
@@ -30,6 +31,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bench;
 pub mod body;
 pub mod cli;
 pub mod config;

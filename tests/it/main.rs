@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod auth;
+mod bench;
 mod cli;
 mod cluster;
 mod deploy;
