@@ -26,7 +26,7 @@ CONFIGS = {
     "haproxy-jwt": ("HAProxy + jwt_verify", "HAProxy checking an RS512 JWT on every request", "#1e88e5"),
     "portcullis": ("portcullis", "the gateway, one access token it issued", "#e65100"),
     "portcullis-distinct-tokens": (
-        "portcullis, distinct tokens",
+        "portcullis, distinct tokens, cache off",
         "the gateway, each request with the next of many tokens it issued (HTTP/1.1 only)",
         "#ffb74d",
     ),
