@@ -129,7 +129,19 @@ pub fn rewrite_response(ctx: &RequestCtx, identity: Option<&Identity>, headers: 
     }
 }
 
-/// The client's `X-Request-Id` when it is sane (1–128 of `[A-Za-z0-9._:-]`), else a new UUID.
+/// A new request id in UUID form: a random per-process half and a counter, so that ids are
+/// unique without a `getrandom` call per request (request ids are identifiers, not secrets).
+fn next_request_id() -> uuid::Uuid {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    uuid::Uuid::from_u64_pair(prefix, n)
+}
+
+/// The client's `X-Request-Id` when it is sane (1–128 of `[A-Za-z0-9._:-]`), else a new id.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         let b = v.as_bytes();
@@ -141,7 +153,7 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
-    let id = uuid::Uuid::new_v4();
+    let id = next_request_id();
     let mut buf = uuid::Uuid::encode_buffer();
     // A hyphenated UUID is ASCII hex and '-', always a valid header value.
     HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
