@@ -27,7 +27,7 @@ CONFIGS = {
     "portcullis": ("portcullis", "the gateway, one access token it issued", "#e65100"),
     "portcullis-distinct-tokens": (
         "portcullis, distinct tokens, cache off",
-        "the gateway, each request with the next of many tokens it issued (HTTP/1.1 only)",
+        "the gateway with its verified-token cache off, each request with the next of many tokens it issued (HTTP/1.1 only)",
         "#ffb74d",
     ),
 }

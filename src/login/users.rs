@@ -15,8 +15,13 @@ use crate::config::UserConfig;
 #[derive(Debug)]
 pub struct Users {
     by_name: HashMap<String, UserConfig>,
-    /// A hash of a random password nobody knows, verified for unknown names.
-    decoy_hash: String,
+}
+
+/// A hash of a random password nobody knows, verified for unknown names so that they cost the
+/// same work as known ones. Computed once per process.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(uuid::Uuid::new_v4().as_bytes()))
 }
 
 /// A user whose password checked out.
@@ -29,17 +34,16 @@ pub struct VerifiedUser {
 impl Users {
     pub fn new(users: &[UserConfig]) -> Self {
         let by_name = users.iter().map(|u| (u.name.clone(), u.clone())).collect();
-        Self {
-            by_name,
-            decoy_hash: hash_password(uuid::Uuid::new_v4().as_bytes()),
-        }
+        // Hashing the decoy takes tens of milliseconds: do it off the start-up path.
+        std::thread::spawn(decoy_hash);
+        Self { by_name }
     }
 
     /// Checks `password` for `name`. Blocking: run it on the blocking pool.
     pub fn verify(&self, name: &str, password: &str) -> Option<VerifiedUser> {
         let (hash, user) = match self.by_name.get(name) {
             Some(user) => (user.password_hash.as_str(), Some(user)),
-            None => (self.decoy_hash.as_str(), None),
+            None => (decoy_hash(), None),
         };
         let ok = PasswordHash::new(hash)
             .and_then(|phc| Argon2::default().verify_password(password.as_bytes(), &phc))

@@ -24,7 +24,13 @@ pub(super) fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> 
     http.set_connect_timeout(Some(route.connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
 
-    let roots = roots(route.upstream_ca.as_deref())?;
+    // Loading the system's roots takes milliseconds: only when an upstream needs them.
+    let https = route.upstreams.iter().any(|u| u.scheme_str() == Some("https"));
+    let roots = if https || route.upstream_ca.is_some() {
+        roots(route.upstream_ca.as_deref())?
+    } else {
+        rustls::RootCertStore::empty()
+    };
     let tls = rustls::ClientConfig::builder_with_provider(crate::server::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(ClientError::Tls)?
