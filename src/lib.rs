@@ -13,12 +13,15 @@
 //! - `gateway`: the infallible service that runs the request phases.
 //! - `reject`: every gateway-made error response, mapped in one table.
 //! - `route`: path safety and host + longest-prefix matching.
-//! - `auth`: bearer parsing, JWT verification, revocation check, roles.
+//! - `auth`: bearer parsing, JWT verification and the verified-token cache, revocation check,
+//!   roles.
 //! - `token`: the token and logout endpoints; minting; keys and `kid`s.
-//! - `session`: the session store (rotation, reuse detection, revocation) and deny list.
-//! - `login`: users and argon2id password verification.
+//! - `session`: the session stores (in-memory, embedded redb, Redis with revocation fan-out:
+//!   rotation, reuse detection, revocation) and the local deny list.
+//! - `login`: users, argon2id password verification on a bounded pool, throttling.
 //! - `proxy`: forwarding with streamed bodies, header rewriting, upstream errors.
-//! - `admin`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` on the admin listener;
+//! - `admin`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and session administration
+//!   on the admin listener;
 //!   `metrics`: the registry.
 //! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
 //! - `bench`: `portcullis bench`, the load harness (virtual users, HdrHistogram report).
@@ -26,7 +29,7 @@
 //! # Request lifecycle
 //!
 //! request id → the gateway's own endpoint (token, logout), else path check → route match →
-//! authenticate (bearer, signature, claims, deny list) → authorize (roles) → rewrite the
+//! authenticate (bearer, cached or checked signature and claims, deny list) → authorize (roles) → rewrite the
 //! upstream request → forward → rewrite the response → access log.
 
 pub mod admin;

@@ -25,7 +25,10 @@ pub(super) fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> 
     http.set_keepalive(Some(Duration::from_secs(60)));
 
     // Loading the system's roots takes milliseconds: only when an upstream needs them.
-    let https = route.upstreams.iter().any(|u| u.scheme_str() == Some("https"));
+    let https = route
+        .upstreams
+        .iter()
+        .any(|u| u.scheme_str() == Some("https"));
     let roots = if https || route.upstream_ca.is_some() {
         roots(route.upstream_ca.as_deref())?
     } else {
