@@ -139,7 +139,7 @@ async fn json_report_over_tls_with_ca() {
 async fn refreshes_when_the_access_token_expires() {
     let (_upstream, gw) = gateway(Options {
         tokens: "access_ttl = \"1s\"",
-        store: "kind = \"memory\"",
+        store: "kind = \"memory\"".to_owned(),
         ..Options::default()
     })
     .await;
