@@ -6,12 +6,13 @@
 //! `503` and `Retry-After` instead of piling up.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
 #[derive(Debug)]
 pub struct HashPool {
-    running: Semaphore,
+    running: Arc<Semaphore>,
     /// Logins admitted (waiting or running).
     admitted: AtomicUsize,
     limit: usize,
@@ -35,7 +36,7 @@ impl Default for HashPool {
 impl HashPool {
     pub fn new(workers: usize, queue: usize) -> Self {
         Self {
-            running: Semaphore::new(workers),
+            running: Arc::new(Semaphore::new(workers)),
             admitted: AtomicUsize::new(0),
             limit: workers + queue,
         }
@@ -52,8 +53,15 @@ impl HashPool {
             return Err(Busy);
         }
         let _admitted = Admitted(&self.admitted);
-        let _slot = self.running.acquire().await.map_err(|_| Busy)?;
-        tokio::task::spawn_blocking(work).await.map_err(|_| Busy)
+        let slot = self.running.clone().acquire_owned().await.map_err(|_| Busy)?;
+        // The slot goes with the work: if the client goes away, the hash still finishes before
+        // its slot is free again, so no more than `workers` ever run.
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work()
+        })
+        .await
+        .map_err(|_| Busy)
     }
 }
 
