@@ -53,7 +53,12 @@ impl HashPool {
             return Err(Busy);
         }
         let _admitted = Admitted(&self.admitted);
-        let slot = self.running.clone().acquire_owned().await.map_err(|_| Busy)?;
+        let slot = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Busy)?;
         // The slot goes with the work: if the client goes away, the hash still finishes before
         // its slot is free again, so no more than `workers` ever run.
         tokio::task::spawn_blocking(move || {
