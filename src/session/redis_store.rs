@@ -165,7 +165,7 @@ impl RedisStore {
             .ignore()
             .exec_async(&mut self.conn())
             .await
-            .map_err(unavailable)
+            .map_err(StoreError::Unavailable)
     }
 
     pub(super) async fn get(&self, sid: &str) -> Result<Option<Session>, StoreError> {
@@ -176,7 +176,7 @@ impl RedisStore {
             .conn()
             .hgetall(self.inner.keys.session(sid))
             .await
-            .map_err(unavailable)?;
+            .map_err(StoreError::Unavailable)?;
         Ok(session_from(sid, &fields))
     }
 
@@ -200,7 +200,7 @@ impl RedisStore {
             .arg(next.expires_at)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(StoreError::Unavailable)?;
         match reply.as_slice() {
             [ok, user, created] if ok == "ok" => {
                 // Listing only; a failure here leaves a stale score that listing tolerates.
@@ -250,7 +250,7 @@ impl RedisStore {
             .ignore()
             .query_async(&mut self.conn())
             .await
-            .map_err(unavailable)?;
+            .map_err(StoreError::Unavailable)?;
         Ok(deleted > 0)
     }
 
@@ -264,15 +264,17 @@ impl RedisStore {
         let sids: Vec<String> = conn
             .zrangebyscore(&self.inner.keys.sessions, format!("({now}"), "+inf")
             .await
-            .map_err(unavailable)?;
+            .map_err(StoreError::Unavailable)?;
         let mut sessions = Vec::new();
         for chunk in sids.chunks(256) {
             let mut pipe = ::redis::pipe();
             for sid in chunk {
                 pipe.hgetall(self.inner.keys.session(sid));
             }
-            let all: Vec<HashMap<String, String>> =
-                pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            let all: Vec<HashMap<String, String>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(StoreError::Unavailable)?;
             sessions.extend(
                 chunk
                     .iter()
@@ -416,10 +418,6 @@ fn session_from(sid: &str, fields: &HashMap<String, String>) -> Option<Session> 
         created_at: number("created")?,
         expires_at: number("exp")?,
     })
-}
-
-fn unavailable(e: RedisError) -> StoreError {
-    StoreError::Unavailable(e)
 }
 
 fn timed_out(what: &'static str) -> RedisError {
