@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For`, `-Proto` and `-Host` are believed (SPEC §3).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +79,8 @@ pub struct TlsFiles {
 #[derive(Clone, Debug)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// `Host` names accepted besides IP literals and `localhost` (lower case, without port).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Paths of the gateway's own endpoints; each is matched exactly, before any route.
@@ -182,6 +186,10 @@ pub struct RouteConfig {
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub websocket: bool,
+    /// Match `path_prefix` ignoring ASCII case (for upstreams that do, such as IIS).
+    pub case_insensitive: bool,
+    /// Forward client headers whose names hold `_` (dropped by default, as nginx does).
+    pub allow_underscore_headers: bool,
 }
 
 /// One problem with one key, e.g. `routes[2].upstreams[0]: scheme must be http or https`.

@@ -42,12 +42,14 @@ pub(crate) struct Server {
     pub(crate) idle_timeout: Option<String>,
     pub(crate) max_connections: Option<i64>,
     pub(crate) shutdown_grace: Option<String>,
+    pub(crate) trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Admin {
     pub(crate) listen: Option<String>,
+    pub(crate) allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,4 +139,6 @@ pub(crate) struct Route {
     pub(crate) connect_timeout: Option<String>,
     pub(crate) timeout: Option<String>,
     pub(crate) websocket: Option<bool>,
+    pub(crate) case_insensitive: Option<bool>,
+    pub(crate) allow_underscore_headers: Option<bool>,
 }

@@ -95,6 +95,7 @@ pub(super) fn validate(raw: raw::Root, source: &Path) -> Result<Config, ConfigEr
             raw.admin.listen.as_deref(),
             "127.0.0.1:9901",
         ),
+        allowed_hosts: allowed_hosts(&mut c, raw.admin.allowed_hosts.unwrap_or_default()),
     };
     let endpoints = endpoints(&mut c, raw.endpoints);
     let tokens = tokens(&mut c, raw.tokens);
@@ -162,17 +163,25 @@ fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
         }
     }
     let idle_timeout = c.span("server.idle_timeout", raw.idle_timeout.as_deref(), "60s");
+    let max_header_bytes = c.positive(
+        "server.max_header_bytes",
+        raw.max_header_bytes,
+        16384,
+        1 << 20,
+    ) as usize;
+    if max_header_bytes < MIN_HEADER_BYTES {
+        c.issue(
+            "server.max_header_bytes",
+            format!("{max_header_bytes}: must be at least {MIN_HEADER_BYTES}"),
+        );
+    }
+    let trusted_proxies = trusted_proxies(c, raw.trusted_proxies.as_deref().unwrap_or_default());
     ServerConfig {
         listen: c.addr("server.listen", raw.listen.as_deref(), "0.0.0.0:8443"),
         tls,
         http2: raw.http2.unwrap_or(true),
         public_url,
-        max_header_bytes: c.positive(
-            "server.max_header_bytes",
-            raw.max_header_bytes,
-            16384,
-            1 << 20,
-        ) as usize,
+        max_header_bytes,
         header_read_timeout: c.span(
             "server.header_read_timeout",
             raw.header_read_timeout.as_deref(),
@@ -190,7 +199,50 @@ fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
             raw.shutdown_grace.as_deref(),
             "30s",
         ),
+        trusted_proxies,
     }
+}
+
+/// The smallest `server.max_header_bytes` the gateway enforces.
+const MIN_HEADER_BYTES: usize = 1024;
+
+/// `"10.0.0.0/8"` or a bare address (`"192.0.2.7"`, a /32 or /128).
+fn trusted_proxies(c: &mut Checker, raw: &[String]) -> Vec<ipnet::IpNet> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, text) in raw.iter().enumerate() {
+        let parsed = ipnet::IpNet::from_str(text)
+            .or_else(|_| std::net::IpAddr::from_str(text).map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => out.push(net.trunc()),
+            Err(_) => c.issue(
+                format!("server.trusted_proxies[{i}]"),
+                format!("{text:?}: expected an address or a CIDR block, e.g. \"10.0.0.0/8\""),
+            ),
+        }
+    }
+    out
+}
+
+/// Host names, lower-cased; an entry with a port, a scheme or a path is refused.
+fn allowed_hosts(c: &mut Checker, raw: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, text) in raw.into_iter().enumerate() {
+        let name = text.to_ascii_lowercase();
+        let name = name.strip_suffix('.').unwrap_or(&name).to_owned();
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if ok {
+            out.push(name);
+        } else {
+            c.issue(
+                format!("admin.allowed_hosts[{i}]"),
+                format!("{text:?}: expected a host name without port, e.g. \"gateway.internal\""),
+            );
+        }
+    }
+    out
 }
 
 fn endpoints(c: &mut Checker, raw: raw::Endpoints) -> Endpoints {
@@ -534,6 +586,8 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
         };
         let upstream_ca = c.optional_path(r.upstream_ca);
         let websocket = r.websocket.unwrap_or(true);
+        let case_insensitive = r.case_insensitive.unwrap_or(false);
+        let allow_underscore_headers = r.allow_underscore_headers.unwrap_or(false);
         if path_prefix_shadows_endpoint(&path_prefix, endpoints) {
             c.notice(
                 format!("{key}.path_prefix"),
@@ -559,6 +613,8 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
             ),
             timeout: c.span(&format!("{key}.timeout"), r.timeout.as_deref(), "60s"),
             websocket,
+            case_insensitive,
+            allow_underscore_headers,
         });
     }
     out
