@@ -5,16 +5,16 @@
 //! Run with `cargo bench --bench hot_path` (add `-- verify` etc. to pick a group).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{HeaderMap, HeaderValue};
 use jsonwebtoken::Algorithm;
 use portcullis::auth::{verify, verify_access, Identity};
 use portcullis::config::Config;
-use portcullis::ctx::RequestCtx;
+use portcullis::proxy::Hop;
 use portcullis::session::DenyList;
-use portcullis::state::{Shared, Snapshot};
+use portcullis::state::Snapshot;
 use portcullis::token::claims::AccessClaims;
 use portcullis::token::issue::{self, PairRequest};
 
@@ -114,19 +114,14 @@ fn routing(c: &mut Criterion) {
 }
 
 fn header_rewriting(c: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let shared = runtime.block_on(async { Shared::new(snapshot(Algorithm::EdDSA, 0)).unwrap() });
     let snapshot = Arc::new(snapshot(Algorithm::EdDSA, 0));
-    let ctx = RequestCtx {
-        request_id: HeaderValue::from_static("3f1d0c2e-5b8a-4e21-9c3f-7a6b5d4e3c2b"),
-        peer: "192.0.2.7:50123".parse().unwrap(),
+    let request_id = HeaderValue::from_static("3f1d0c2e-5b8a-4e21-9c3f-7a6b5d4e3c2b");
+    let hop = Hop {
+        peer: "192.0.2.7".parse().unwrap(),
+        trusted_peer: false,
         scheme: "https",
-        snapshot: snapshot.clone(),
-        shared,
-        start: Instant::now(),
-        route: None,
-        user: None,
-        upstream: None,
+        host: Some("api1.example.com"),
+        request_id: &request_id,
     };
     let route = &snapshot
         .router
@@ -154,19 +149,12 @@ fn header_rewriting(c: &mut Criterion) {
     ] {
         request.insert(name, HeaderValue::from_static(value));
     }
-    let host = HeaderValue::from_static("api1.example.com");
     let mut group = c.benchmark_group("headers");
     group.bench_function("rewrite_request_10_headers", |b| {
         b.iter_batched_ref(
             || request.clone(),
             |headers| {
-                portcullis::proxy::headers::rewrite_request(
-                    &ctx,
-                    route,
-                    Some(&identity),
-                    Some(&host),
-                    headers,
-                )
+                portcullis::proxy::headers::rewrite_request(&hop, route, Some(&identity), headers)
             },
             BatchSize::SmallInput,
         )

@@ -3,17 +3,11 @@
 //! endpoints and of this listener, `docs/openapi.json`) and session administration under
 //! `/admin/` (list, revoke one, revoke every session of a user). It has no authentication of its
 //! own: keep it on loopback or a private network, as with Envoy's and HAProxy's admin interfaces.
-
-use std::convert::Infallible;
-use std::future::Future;
-use std::sync::Arc;
+//! It answers only requests whose `Host` names it (`host_allowed`), against DNS rebinding.
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
 use crate::state::Shared;
@@ -21,35 +15,14 @@ use crate::state::Shared;
 /// `docs/openapi.json`, served as is at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../docs/openapi.json");
 
-/// Serves the admin endpoints on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::debug!(error = %e, "admin accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return,
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, &req).await) }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .http1_only()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+/// Serves one admin request (the accept loop is `server::serve_admin`'s).
+pub(crate) async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
+    if !host_allowed(req, &shared.snapshot().config.admin.allowed_hosts) {
+        return json(
+            StatusCode::FORBIDDEN,
+            r#"{"error":"forbidden","error_description":"This Host is not the admin listener's; add it to admin.allowed_hosts"}"#,
+        );
     }
-}
-
-async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     match path {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
@@ -65,6 +38,32 @@ async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
             None => json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#),
         },
     }
+}
+
+/// Whether the request's `Host` names this listener: an IP literal, `localhost` or a
+/// `*.localhost` name, or one of `allowed`. A browser lured to a hostile page whose name
+/// resolves to the admin listener's address (DNS rebinding) sends that page's name, which is
+/// none of those, so it cannot list or revoke sessions. IP literals are safe: a page served
+/// from an IP literal is the listener's own origin.
+fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+    else {
+        // HTTP/1.0 without a Host: not a browser.
+        return req.version() < http::Version::HTTP_11;
+    };
+    let Ok(host) = crate::route::canonical_host(host) else {
+        return false;
+    };
+    let name = host.name.as_str();
+    name.starts_with('[')
+        || name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || allowed.iter().any(|a| a == name)
 }
 
 fn metrics(shared: &Shared) -> Response<Body> {

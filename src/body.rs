@@ -1,6 +1,14 @@
-//! The response body type and small constructors; capped collection for the token endpoint.
+//! Body types: `Body` for every response, `Inbound` for every request body, small constructors,
+//! and capped collection for the gateway's own endpoints.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
@@ -18,12 +26,133 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
-/// Reads a whole request body of at most `limit` bytes.
-pub async fn collect_capped(body: Incoming, limit: usize) -> Result<Bytes, CollectError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(CollectError::TooLarge),
-        Err(_) => Err(CollectError::Read),
+/// A client's request body, shared between the request (which a handler reads or forwards)
+/// and the gateway, which needs to know afterwards whether it was read to the end and whether
+/// it was malformed, and which may keep it open until its response is sent.
+///
+/// Keeping it open matters for HTTP/2: dropping an unread request body resets the stream with
+/// `CANCEL`, and a client that is still sending then never sees the response; dropped after the
+/// response, the reset is `NO_ERROR` (RFC 9113 §8.1) and the client reads the answer.
+#[derive(Clone, Debug)]
+pub struct Inbound(Arc<InboundState>);
+
+#[derive(Debug)]
+struct InboundState {
+    /// A `std` mutex: held only inside `poll_frame` and `is_end_stream`, never across an await,
+    /// and in practice never contended (one reader at a time).
+    body: Mutex<Incoming>,
+    /// The client's body turned out malformed (bad chunking) or the client reset it.
+    failed: AtomicBool,
+    /// The body's end was read. (hyper's `is_end_stream` never turns true for an HTTP/1
+    /// chunked body, whose length is unknown.)
+    ended: AtomicBool,
+}
+
+impl Inbound {
+    pub fn new(body: Incoming) -> Self {
+        Self(Arc::new(InboundState {
+            body: Mutex::new(body),
+            failed: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether reading the body failed on the client's side.
+    pub fn failed(&self) -> bool {
+        self.0.failed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the body was read to its end (or had none).
+    pub fn is_done(&self) -> bool {
+        http_body::Body::is_end_stream(self)
+    }
+
+    fn ended(&self) -> bool {
+        self.0.ended.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Incoming> {
+        self.0.body.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl http_body::Body for Inbound {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut *self.lock()).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Err(_))) => self.0.failed.store(true, Ordering::Relaxed),
+            Poll::Ready(None) => self.0.ended.store(true, Ordering::Relaxed),
+            Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended() || self.lock().is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.lock().size_hint()
+    }
+}
+
+/// A response body that keeps the request's body open until the response has been sent.
+#[derive(Debug)]
+struct Holding {
+    inner: Body,
+    _request: Inbound,
+}
+
+impl http_body::Body for Holding {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `body`, keeping `request` open until it has been sent.
+pub fn holding(body: Body, request: Inbound) -> Body {
+    Holding {
+        inner: body,
+        _request: request,
+    }
+    .boxed()
+}
+
+/// Reads a whole request body of at most `limit` bytes within `deadline`.
+pub async fn collect_capped<B>(
+    body: B,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, CollectError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(CollectError::Timeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(CollectError::TooLarge),
+        Ok(Err(_)) => Err(CollectError::Read),
     }
 }
 
@@ -33,4 +162,6 @@ pub enum CollectError {
     TooLarge,
     #[error("request body could not be read")]
     Read,
+    #[error("request body did not arrive in time")]
+    Timeout,
 }

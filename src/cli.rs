@@ -349,7 +349,7 @@ pub(crate) async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     shared.spawn_maintenance();
-    tokio::spawn(crate::admin::serve(
+    tokio::spawn(crate::server::serve_admin(
         listeners.admin,
         shared.clone(),
         stopped(stop_rx.clone()),

@@ -1,11 +1,15 @@
-//! `RequestCtx`: what one request carries through the phases of `gateway.rs`.
+//! `RequestCtx`: what one request carries through the phases of `gateway.rs`, and
+//! `ConnState`: what the requests of one connection tell that connection.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use http::HeaderValue;
+use tokio::task::JoinHandle;
 
+use crate::route::Host;
 use crate::state::{Shared, Snapshot};
 
 /// Per-request data. The snapshot is taken once at entry, so every phase of one request sees
@@ -13,11 +17,20 @@ use crate::state::{Shared, Snapshot};
 #[derive(Debug)]
 pub struct RequestCtx {
     pub request_id: HeaderValue,
+    /// The TCP peer.
     pub peer: SocketAddr,
-    /// `"https"` or `"http"`: how the client reached us.
+    /// The client: the peer, or the address a trusted proxy in front reports (`front.rs`).
+    pub client: IpAddr,
+    /// Whether the peer is a trusted proxy.
+    pub trusted_peer: bool,
+    /// `"https"` or `"http"`: how the client reached us (or the trusted proxy in front).
     pub scheme: &'static str,
+    /// The request's canonical host, once the front door has admitted it.
+    pub host: Option<Host>,
     pub snapshot: Arc<Snapshot>,
     pub shared: Arc<Shared>,
+    /// The connection the request came on.
+    pub conn: Arc<ConnState>,
     pub start: Instant,
     /// Filled in by the phases, for the access log.
     pub route: Option<String>,
@@ -25,4 +38,40 @@ pub struct RequestCtx {
     /// The upstream (`host:port`) the request was forwarded to, or last tried when none
     /// answered; `None` for requests the gateway answered itself.
     pub upstream: Option<String>,
+}
+
+/// State one connection shares with the requests it carries.
+#[derive(Debug, Default)]
+pub struct ConnState {
+    /// A response went out before its request's body was read: the connection must linger
+    /// (read and discard) before closing, or the client's unread writes make the kernel reset
+    /// it and the client never reads the response.
+    linger: AtomicBool,
+    /// The tunnels (upgraded connections) this connection turned into; the connection's task
+    /// owns their lifetime, so they keep its permit and are closed by its idle timeout and the
+    /// drain.
+    tunnels: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl ConnState {
+    pub fn set_linger(&self) {
+        self.linger.store(true, Ordering::Relaxed);
+    }
+
+    pub fn lingers(&self) -> bool {
+        self.linger.load(Ordering::Relaxed)
+    }
+
+    /// Hands a running tunnel to the connection.
+    pub fn adopt(&self, tunnel: JoinHandle<()>) {
+        self.tunnels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(tunnel);
+    }
+
+    /// The tunnels adopted so far.
+    pub fn take_tunnels(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut *self.tunnels.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }

@@ -1,59 +1,88 @@
 //! The hyper service: every request passes through here, and every request gets a response.
 //!
-//! Phases, in order: request id → the gateway's own endpoints (token, logout, revoke,
-//! introspect, JWKS, metadata), else path check and route match
-//! → authenticate → authorize → forward (rewrite request, call upstream, rewrite response) →
-//! access log. `handle` never fails: `handle_inner` returns `Result<_, Rejection>` and the
-//! rejection is rendered here, in one place. An `Err` reaching hyper would close the connection
-//! without a response.
+//! Phases, in order: request id → the front door (`front.rs`: head size, canonical path and
+//! host, client address) → the gateway's own endpoints (token, logout, revoke, introspect,
+//! JWKS, metadata), else route match → authenticate → authorize → forward (rewrite request,
+//! call upstream, rewrite response) → access log. `handle` never fails: `handle_inner` returns
+//! `Result<_, Rejection>` and the rejection is rendered here, in one place. An `Err` reaching
+//! hyper would close the connection without a response.
+//!
+//! A response that goes out before its request's body was read keeps that body open until the
+//! response has been sent, and on HTTP/1 closes the connection after lingering (`ConnState`):
+//! either way the client reads the answer instead of a reset.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{Method, Request, Response, StatusCode, Version};
+use http::header::CONNECTION;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use crate::auth;
-use crate::body::Body;
+use crate::body::{self, Body, Inbound};
 use crate::config::AuthMode;
-use crate::ctx::RequestCtx;
+use crate::ctx::{ConnState, RequestCtx};
+use crate::front;
 use crate::metrics::{ErrorCode, RouteLabel, RouteStatus, UpstreamError};
-use crate::proxy::{self, headers};
+use crate::proxy::{self, headers, Hop};
 use crate::reject::Rejection;
-use crate::route;
+use crate::route::Host;
 use crate::state::Shared;
 use crate::token;
 
 /// What the connection knows about its client.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     /// `"https"` or `"http"`.
     pub scheme: &'static str,
+    pub state: Arc<ConnState>,
 }
 
 /// Serves one request. Never fails.
 pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    let (parts, incoming) = req.into_parts();
+    let inbound = Inbound::new(incoming);
+    let mut req = Request::from_parts(parts, inbound.clone());
     let mut ctx = RequestCtx {
         request_id: headers::request_id(req.headers()),
         peer: conn.peer,
+        client: conn.peer.ip(),
+        trusted_peer: false,
         scheme: conn.scheme,
+        host: None,
         snapshot: shared.snapshot(),
         shared,
+        conn: conn.state,
         start: Instant::now(),
         route: None,
         user: None,
         upstream: None,
     };
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
     let http1 = req.version() < Version::HTTP_2;
     let grpc = req
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    let (mut response, cause) = match handle_inner(&mut ctx, req).await {
+    let server = &ctx.snapshot.config.server;
+    let admitted = front::admit(&mut req, conn.peer.ip(), &server.trusted_proxies);
+    // Canonical once admitted; as sent when refused (the log shows what was refused).
+    let path = req.uri().path().to_owned();
+    let result = match admitted {
+        Ok(admitted) => {
+            if admitted.trusted_peer {
+                ctx.scheme = forwarded_proto(req.headers()).unwrap_or(ctx.scheme);
+            }
+            ctx.client = admitted.client;
+            ctx.trusted_peer = admitted.trusted_peer;
+            ctx.host = admitted.host;
+            handle_inner(&mut ctx, req).await
+        }
+        Err(e) => Err(e.into()),
+    };
+    let (mut response, cause) = match result {
         Ok(response) => (response, None),
         Err(mut rejection) => {
             rejection.close &= http1;
@@ -66,6 +95,15 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
             (response, cause)
         }
     };
+    if !inbound.is_done() {
+        if http1 {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            ctx.conn.set_linger();
+        }
+        response = response.map(|b| body::holding(b, inbound));
+    }
     response
         .headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
@@ -88,9 +126,22 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
     response
 }
 
+/// A trusted proxy's `X-Forwarded-Proto` (its first value), when it is `http` or `https`.
+fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
+    let value = headers.get(&headers::X_FORWARDED_PROTO)?.as_bytes();
+    let first = value.split(|b| *b == b',').next()?.trim_ascii();
+    if first.eq_ignore_ascii_case(b"https") {
+        Some("https")
+    } else if first.eq_ignore_ascii_case(b"http") {
+        Some("http")
+    } else {
+        None
+    }
+}
+
 async fn handle_inner(
     ctx: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
     let snapshot = ctx.snapshot.clone();
     let endpoints = &snapshot.config.endpoints;
@@ -121,12 +172,7 @@ async fn handle_inner(
         return token::discovery::handle_metadata(ctx, &req);
     }
 
-    route::check_path(path)?;
-    let host = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let host = ctx.host.as_ref().map(|h| h.name.as_str());
     let route = snapshot.router.find(host, path)?;
     ctx.route = Some(route.config.name.clone());
 
@@ -143,29 +189,57 @@ async fn handle_inner(
             Some(identity)
         }
     };
-    let forwarded =
-        proxy::forward(ctx, &route.config, &route.upstream, identity.as_ref(), req).await;
-    Ok(forwarded.inspect_err(|e| {
-        let kind = match e {
-            proxy::ProxyError::Connect(_) => "connect",
-            proxy::ProxyError::Timeout => "timeout",
-            proxy::ProxyError::Upstream(_) | proxy::ProxyError::Target(_) => "other",
-        };
-        let labels = UpstreamError {
-            route: route.config.name.clone(),
-            kind,
-        };
-        ctx.shared
-            .metrics
-            .upstream_errors
-            .get_or_create(&labels)
-            .inc();
-    })?)
+    let authority = ctx.host.as_ref().map(Host::authority);
+    let hop = Hop {
+        peer: ctx.peer.ip(),
+        trusted_peer: ctx.trusted_peer,
+        scheme: ctx.scheme,
+        host: authority.as_deref(),
+        request_id: &ctx.request_id,
+    };
+    let forwarded = proxy::forward(
+        &hop,
+        &route.config,
+        &route.upstream,
+        identity.as_ref(),
+        req,
+        &mut ctx.upstream,
+    )
+    .await
+    .inspect_err(|e| {
+        if let Some(kind) = e.upstream_kind() {
+            let labels = UpstreamError {
+                route: route.config.name.clone(),
+                kind,
+            };
+            ctx.shared
+                .metrics
+                .upstream_errors
+                .get_or_create(&labels)
+                .inc();
+        }
+    })?;
+    if let Some(tunnel) = forwarded.tunnel {
+        let shared = ctx.shared.clone();
+        let sid = identity.map(|id| id.sid);
+        let task = tokio::spawn(async move {
+            let revoked = async {
+                match &sid {
+                    Some(sid) => shared.sessions.deny_list().revoked(sid).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tunnel.run(revoked).await;
+        });
+        ctx.conn.adopt(task);
+    }
+    Ok(forwarded.response)
 }
 
-/// One line per request: method, path without query, status, duration, user, route, upstream
-/// (absent when the gateway answered itself), request id. Never the query string, a header value,
-/// a token or a password.
+/// One line per request: method, path without query (canonical once admitted), status,
+/// duration, user, route, upstream (absent when the gateway answered itself), request id, the
+/// TCP peer and the client behind it. Never the query string, a header value, a token or a
+/// password.
 fn access_log(
     ctx: &RequestCtx,
     method: &Method,
@@ -187,6 +261,7 @@ fn access_log(
         upstream = ctx.upstream.as_deref(),
         request_id = ctx.request_id.to_str().unwrap_or("-"),
         peer = %ctx.peer,
+        client = %ctx.client,
         cause,
     );
 }

@@ -40,6 +40,7 @@ pub mod cli;
 pub mod config;
 pub mod ctx;
 pub mod demo;
+pub mod front;
 pub mod gateway;
 pub mod init;
 pub mod keygen;

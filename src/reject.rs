@@ -221,6 +221,11 @@ impl From<OAuthError> for Rejection {
                 "invalid_request",
                 "The request body is larger than 16 KiB".into(),
             ),
+            OAuthError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request",
+                "The request body did not arrive in time".into(),
+            ),
             OAuthError::TooManyFailures { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "invalid_grant",
@@ -234,12 +239,13 @@ impl From<OAuthError> for Rejection {
             OAuthError::InvalidRequest(_)
             | OAuthError::UnsupportedGrantType
             | OAuthError::InvalidGrant(_)
-            | OAuthError::BodyTooLarge => None,
+            | OAuthError::BodyTooLarge
+            | OAuthError::BodyTimeout => None,
         };
         Rejection {
             retry_after,
             no_store: true,
-            close: status == StatusCode::PAYLOAD_TOO_LARGE,
+            close: matches!(e, OAuthError::BodyTooLarge | OAuthError::BodyTimeout),
             ..Rejection::new(status, error, description)
         }
     }
@@ -268,8 +274,14 @@ impl From<ProxyError> for Rejection {
                 "gateway_timeout",
                 "The upstream service did not respond in time",
             ),
+            ProxyError::Downstream(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request body is malformed",
+            ),
         };
         Rejection {
+            close: matches!(e, ProxyError::Downstream(_) | ProxyError::Target(_)),
             cause: Some(crate::telemetry::error_chain(&e).into()),
             ..Rejection::new(status, error, description)
         }
@@ -289,7 +301,17 @@ impl From<RouteError> for Rejection {
                 ..Rejection::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
-                    "The request path holds dot segments, encoded '.', '/' or '\\', or '//'",
+                    "The request path is ambiguous: a dot or empty segment, ';', '\\', an \
+                     encoded '/', '\\', ';' or control character, or a double-encoded escape",
+                )
+            },
+            RouteError::BadHost => Rejection {
+                close: true,
+                ..Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The request's host is missing, repeated, malformed, or differs from \
+                     :authority",
                 )
             },
         }
@@ -405,6 +427,7 @@ mod tests {
             (OAuthError::BAD_CREDENTIALS, 400, "invalid_grant"),
             (OAuthError::BAD_REFRESH, 400, "invalid_grant"),
             (OAuthError::BodyTooLarge, 413, "invalid_request"),
+            (OAuthError::BodyTimeout, 408, "invalid_request"),
             (
                 OAuthError::TooManyFailures { retry_after: 7 },
                 429,
@@ -427,6 +450,31 @@ mod tests {
         assert_eq!(
             (status.as_u16(), body["error"].as_str()),
             (504, Some("gateway_timeout"))
+        );
+    }
+
+    #[tokio::test]
+    async fn front_door_refusals_are_400_and_close() {
+        for e in [RouteError::BadPath, RouteError::BadHost] {
+            let rejection = Rejection::from(e);
+            assert!(rejection.close, "{e:?}");
+            let (s, _, body) = render(rejection).await;
+            assert_eq!(
+                (s.as_u16(), body["error"].as_str()),
+                (400, Some("invalid_request"))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_client_body_is_400_not_502() {
+        let e = ProxyError::Downstream(std::io::Error::other("bad chunk").into());
+        let rejection = Rejection::from(e);
+        assert!(rejection.close);
+        let (status, _, body) = render(rejection).await;
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (400, Some("invalid_request"))
         );
     }
 

@@ -529,23 +529,31 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
                 format!("{name:?} is used by another route"),
             );
         }
-        let host = r
-            .host
-            .filter(|h| !h.is_empty())
-            .map(|h| h.to_ascii_lowercase());
-        if let Some(h) = &host {
-            if h.contains([':', '/', ' ']) {
-                c.issue(
-                    format!("{key}.host"),
-                    format!("{h:?}: a host name without port"),
-                );
-            }
-        }
+        // Both are matched against the request's canonical host and path, so both must be
+        // canonical themselves.
+        let host =
+            r.host
+                .filter(|h| !h.is_empty())
+                .map(|h| match crate::route::canonical_host(&h) {
+                    Ok(canonical) if canonical.port.is_none() => canonical.name,
+                    _ => {
+                        c.issue(
+                            format!("{key}.host"),
+                            format!("{h:?}: a host name without port"),
+                        );
+                        h
+                    }
+                });
         let path_prefix = r.path_prefix.unwrap_or_else(|| "/".to_owned());
-        if !path_prefix.starts_with('/') || path_prefix.contains(['?', '#', '%']) {
+        let canonical =
+            crate::route::canonical_path(&path_prefix).is_ok_and(|p| p == path_prefix.as_str());
+        if !canonical || path_prefix.contains(['?', '#', '%']) {
             c.issue(
                 format!("{key}.path_prefix"),
-                format!("{path_prefix:?}: must start with '/' and hold no '?', '#' or '%'"),
+                format!(
+                    "{path_prefix:?}: must start with '/' and be a canonical path: no '?', '#', \
+                     '%', ';', '\\', dot or empty segments"
+                ),
             );
         }
         if !matches.insert((host.clone(), path_prefix.clone())) {

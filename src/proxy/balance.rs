@@ -23,6 +23,16 @@ pub(super) struct Target {
 }
 
 impl Target {
+    /// The port to connect to: the URL's, or the scheme's default.
+    pub(super) fn port(&self) -> u16 {
+        let default = if self.scheme == Scheme::HTTPS {
+            443
+        } else {
+            80
+        };
+        self.authority.port_u16().unwrap_or(default)
+    }
+
     pub(super) fn new(uri: &http::Uri) -> Option<Self> {
         Some(Self {
             scheme: uri.scheme()?.clone(),

@@ -1,29 +1,69 @@
-//! The upstream client of a route: pooled keep-alive connections over plain TCP or rustls,
-//! HTTP/1.1 or HTTP/2 (h2c for `http://`, ALPN for `https://`).
+//! The upstream client of a route: HTTP/1.1 through hyper-util's pooled client (plain TCP or
+//! rustls), or HTTP/2 over one multiplexed connection per upstream (h2c for `http://`, ALPN
+//! `h2` for `https://`) driven with hyper's `client::conn` directly.
+//!
+//! HTTP/2 has its own path because the pooled client connects to the request URI's authority,
+//! while RFC 9113 §8.3.1 wants the request's host in `:authority` (and no `host` header): with
+//! `preserve_host` that is the client's host, not the upstream's address.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
 
+use super::balance::Target;
+use super::error::ClientFailure;
 use crate::body::Body;
 use crate::config::{RouteConfig, UpstreamProtocol};
 
-pub(super) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
+/// How a route talks to its upstreams.
+// One per route, built once per snapshot and never moved: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(super) enum UpstreamClient {
+    Http1(Client<HttpsConnector<HttpConnector>, Body>),
+    Http2(H2Connections),
+}
+
+/// Why a request to an upstream failed, and whether it failed to connect (then it was never
+/// sent, and a bodiless request may be tried on another upstream).
+#[derive(Debug)]
+pub(super) struct SendError {
+    pub(super) connect: bool,
+    pub(super) failure: ClientFailure,
+}
+
+impl UpstreamClient {
+    /// Sends `req` (whose URI carries the upstream's scheme and the `:authority` to send) to
+    /// `target`.
+    pub(super) async fn send(
+        &self,
+        target: &Target,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, SendError> {
+        match self {
+            Self::Http1(client) => client.request(req).await.map_err(|e| SendError {
+                connect: e.is_connect(),
+                failure: e.into(),
+            }),
+            Self::Http2(h2) => h2.send(target, req).await,
+        }
+    }
+}
 
 /// Builds the client for `route`, trusting `upstream_ca` or else the system's roots.
 pub(super) fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(route.connect_timeout));
-    http.set_keepalive(Some(Duration::from_secs(60)));
-
     // Loading the system's roots takes milliseconds: only when an upstream needs them.
     let https = route
         .upstreams
@@ -39,21 +79,120 @@ pub(super) fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> 
         .map_err(ClientError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+    if route.upstream_protocol == UpstreamProtocol::Http2 {
+        let mut tls = tls;
+        tls.alpn_protocols = vec![b"h2".to_vec()];
+        return Ok(UpstreamClient::Http2(H2Connections {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            connect_timeout: route.connect_timeout,
+            live: Mutex::default(),
+        }));
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(route.connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
-        .https_or_http();
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
     let mut client = Client::builder(TokioExecutor::new());
     client
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256);
-    let connector = match route.upstream_protocol {
-        UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
-        UpstreamProtocol::Http2 => {
-            client.http2_only(true);
-            builder.enable_http2().wrap_connector(http)
+    Ok(UpstreamClient::Http1(client.build(connector)))
+}
+
+/// One HTTP/2 connection per upstream, opened on first use and replaced once it closes.
+pub(super) struct H2Connections {
+    tls: tokio_rustls::TlsConnector,
+    connect_timeout: Duration,
+    /// By `scheme://authority`. A `std` mutex: held only to clone or store a handle.
+    live: Mutex<HashMap<String, SendRequest<Body>>>,
+}
+
+impl std::fmt::Debug for H2Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Connections")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H2Connections {
+    async fn send(
+        &self,
+        target: &Target,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let key = format!("{}://{}", target.scheme, target.authority);
+        let cached = self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .filter(|s| !s.is_closed())
+            .cloned();
+        let mut sender = match cached {
+            Some(sender) => sender,
+            None => {
+                let sender = self.connect(target).await.map_err(|failure| SendError {
+                    connect: true,
+                    failure,
+                })?;
+                self.live
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(key, sender.clone());
+                sender
+            }
+        };
+        let upstream = |e: hyper::Error| SendError {
+            connect: false,
+            failure: e.into(),
+        };
+        sender.ready().await.map_err(upstream)?;
+        sender.send_request(req).await.map_err(upstream)
+    }
+
+    async fn connect(&self, target: &Target) -> Result<SendRequest<Body>, ClientFailure> {
+        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+        let addr = (
+            target.authority.host().trim_matches(['[', ']']),
+            target.port(),
+        );
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| timed_out())??;
+        let _ = tcp.set_nodelay(true);
+        let builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .clone();
+        if target.scheme == http::uri::Scheme::HTTPS {
+            let name =
+                ServerName::try_from(target.authority.host().trim_matches(['[', ']']).to_owned())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let tls = tokio::time::timeout(self.connect_timeout, self.tls.connect(name, tcp))
+                .await
+                .map_err(|_| timed_out())??;
+            let (sender, conn) = builder.handshake(TokioIo::new(tls)).await?;
+            tokio::spawn(drive(conn));
+            Ok(sender)
+        } else {
+            let (sender, conn) = builder.handshake(TokioIo::new(tcp)).await?;
+            tokio::spawn(drive(conn));
+            Ok(sender)
         }
-    };
-    Ok(client.build(connector))
+    }
+}
+
+/// Runs an upstream HTTP/2 connection until it closes.
+async fn drive(conn: impl std::future::Future<Output = Result<(), hyper::Error>>) {
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+    }
 }
 
 fn roots(ca: Option<&Path>) -> Result<rustls::RootCertStore, ClientError> {

@@ -2,14 +2,14 @@
 //! identity headers, `X-Request-Id`. Every client header is attacker-controlled.
 
 use http::header::{
-    HeaderName, AUTHORIZATION, CONNECTION, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
-    TRAILER, TRANSFER_ENCODING, UPGRADE,
+    HeaderName, AUTHORIZATION, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
 };
 use http::{HeaderMap, HeaderValue};
 
+use super::Hop;
 use crate::auth::Identity;
 use crate::config::RouteConfig;
-use crate::ctx::RequestCtx;
 
 pub static X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
 pub static X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
@@ -49,13 +49,44 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Rewrites a client request's headers for the upstream. `host` is the host the client asked
-/// for (its `Host` header or, for HTTP/2, the `:authority`).
+/// Headers a client never gets to the upstream, whatever the trust: routing overrides that
+/// IIS, Symfony and others act on (`X-Original-URL`, `X-Rewrite-URL`).
+const NEVER_FORWARDED: [&str; 2] = ["x-original-url", "x-rewrite-url"];
+/// The identity headers only the gateway sets.
+const IDENTITY: [&str; 3] = ["x-auth-user", "x-auth-roles", "x-auth-session"];
+
+/// Whether the inbound header `name` is removed before forwarding. `name` is lower case
+/// already (`HeaderName`); `_` is read as `-` for the checks, as CGI-style stacks (Rack, PHP,
+/// WSGI) map both to the same variable.
+fn dropped(name: &str, allow_underscores: bool, trusted_peer: bool) -> bool {
+    let underscored = name.contains('_');
+    if underscored && !allow_underscores {
+        return true;
+    }
+    let normal: std::borrow::Cow<'_, str> = if underscored {
+        name.replace('_', "-").into()
+    } else {
+        name.into()
+    };
+    let normal = normal.as_ref();
+    IDENTITY.contains(&normal)
+        || NEVER_FORWARDED.contains(&normal)
+        || normal == "http2-settings"
+        || (!trusted_peer
+            && (normal.starts_with("x-forwarded-")
+                || normal == "forwarded"
+                || normal == "x-real-ip"))
+}
+
+/// Rewrites a client request's headers for the upstream by the inbound header policy of SPEC
+/// §3: hop-by-hop and `Connection`-named headers, headers with `_` (unless the route allows
+/// them), every spelling of the identity headers and the routing overrides go; forwarding
+/// headers are believed only from a trusted proxy; then the gateway sets its own. `Host` is
+/// left to the caller, which knows the upstream's protocol.
 pub fn rewrite_request(
-    ctx: &RequestCtx,
+    hop: &Hop<'_>,
     route: &RouteConfig,
     identity: Option<&Identity>,
-    host: Option<&HeaderValue>,
     headers: &mut HeaderMap,
 ) {
     // `TE: trailers` is the one TE value that survives a hop (RFC 9113 §8.2.2): gRPC needs it.
@@ -66,7 +97,22 @@ pub fn rewrite_request(
     if te_trailers {
         headers.insert(TE, HeaderValue::from_static("trailers"));
     }
-    for name in [&X_AUTH_USER, &X_AUTH_ROLES, &X_AUTH_SESSION] {
+    let forwarded_for = hop
+        .trusted_peer
+        .then(|| joined(headers, &X_FORWARDED_FOR))
+        .flatten();
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            dropped(
+                name.as_str(),
+                route.allow_underscore_headers,
+                hop.trusted_peer,
+            )
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
     if let Some(id) = identity {
@@ -86,43 +132,55 @@ pub fn rewrite_request(
         headers.remove(AUTHORIZATION);
     }
 
-    let peer = ctx.peer.ip().to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {peer}"),
-        _ => peer,
+    let peer = hop.peer.to_string();
+    let chain = match forwarded_for {
+        Some(prior) => format!("{prior}, {peer}"),
+        None => peer,
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+    if let Ok(v) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(
-        X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(ctx.scheme),
-    );
-    match host {
-        Some(h) => {
-            headers.insert(X_FORWARDED_HOST.clone(), h.clone());
-        }
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
+    // From a trusted proxy, its view of the original request is kept (and the other
+    // `X-Forwarded-*` were left alone above); from anyone else, ours is set.
+    if !(hop.trusted_peer && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(hop.scheme),
+        );
+    }
+    if !(hop.trusted_peer && headers.contains_key(&X_FORWARDED_HOST)) {
+        match hop.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST.clone(), h);
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
         }
     }
-    headers.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+    headers.insert(X_REQUEST_ID.clone(), hop.request_id.clone());
+}
 
-    match (route.preserve_host, host) {
-        (true, Some(h)) => {
-            headers.insert(HOST, h.clone());
+/// Every value of `name`, joined with `, ` (a list header may be split over several fields).
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut out = String::new();
+    for value in headers.get_all(name) {
+        let value = value.to_str().ok()?.trim();
+        if value.is_empty() {
+            continue;
         }
-        // The upstream client fills in the upstream's authority.
-        _ => {
-            headers.remove(HOST);
+        if !out.is_empty() {
+            out.push_str(", ");
         }
+        out.push_str(value);
     }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Rewrites an upstream response's headers for the client.
-pub fn rewrite_response(ctx: &RequestCtx, identity: Option<&Identity>, headers: &mut HeaderMap) {
+pub fn rewrite_response(hop: &Hop<'_>, identity: Option<&Identity>, headers: &mut HeaderMap) {
     remove_hop_by_hop(headers);
-    headers.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+    headers.insert(X_REQUEST_ID.clone(), hop.request_id.clone());
     if let Some(id) = identity {
         let left = id.exp.saturating_sub(crate::session::unix_now());
         headers.insert(X_TOKEN_EXPIRES_IN.clone(), HeaderValue::from(left));
@@ -174,6 +232,41 @@ mod tests {
         h.insert("x-kept", HeaderValue::from_static("1"));
         remove_hop_by_hop(&mut h);
         assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
+    }
+
+    #[test]
+    fn the_inbound_policy() {
+        for name in [
+            "x_auth_user",
+            "X-Auth_Session",
+            "x_custom",
+            "x_forwarded_for",
+        ] {
+            let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert!(dropped(name.as_str(), false, true), "{name}");
+        }
+        for name in [
+            "x_auth_user",
+            "x-auth-roles",
+            "x_auth-session",
+            "x-original-url",
+            "x_rewrite_url",
+            "http2-settings",
+        ] {
+            assert!(dropped(name, true, true), "{name}");
+        }
+        assert!(!dropped("x_custom", true, false));
+        for name in [
+            "forwarded",
+            "x-real-ip",
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-forwarded-for",
+        ] {
+            assert!(dropped(name, false, false), "{name}");
+            assert!(!dropped(name, false, true), "{name} from a trusted proxy");
+        }
+        assert!(!dropped("x-kept", false, false));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Forwarding a request to a route's upstream and streaming the answer back (SPEC §3).
 //!
+//! The request arrives canonical (`front.rs`): its URI is the canonical path and query, and
+//! the client's canonical host travels in the `Hop`. That is exactly what the upstream gets.
 //! Bodies are never buffered: the client's body is handed to the upstream client as it arrives
 //! and the upstream's body is handed back to hyper the same way, so memory stays bounded
-//! whatever the size. Failures map by source: connect → 502, no headers in time → 504.
+//! whatever the size. Failures map by source: connect → 502, no headers in time → 504, a
+//! malformed client body → 400.
 
 mod balance;
 mod client;
@@ -10,22 +13,24 @@ mod error;
 pub mod headers;
 mod upgrade;
 
+use std::net::IpAddr;
+
+use http::header::HOST;
 use http::uri::PathAndQuery;
-use http::{Request, Response, Uri, Version};
+use http::{HeaderValue, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
 
 pub use client::ClientError;
-pub use error::ProxyError;
+pub use error::{ClientFailure, ProxyError};
+pub use upgrade::Tunnel;
 
 use self::balance::{Balancer, Target};
 use self::client::UpstreamClient;
 use crate::auth::Identity;
-use crate::body::{self, Body};
+use crate::body::{self, Body, Inbound};
 use crate::config::{RouteConfig, UpstreamProtocol};
-use crate::ctx::RequestCtx;
 
-/// A route's upstreams: the balancer over their URLs and one pooled client.
+/// A route's upstreams: the balancer over their URLs and the client.
 #[derive(Debug)]
 pub struct Upstream {
     client: UpstreamClient,
@@ -48,20 +53,39 @@ impl Upstream {
     }
 }
 
-/// The upstream URI for a client request to `path_and_query` on `route`, sent to `target`.
+/// What one hop knows about the client it forwards for.
+#[derive(Clone, Copy, Debug)]
+pub struct Hop<'a> {
+    /// The TCP peer (appended to `X-Forwarded-For`).
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy, whose `X-Forwarded-*` are kept.
+    pub trusted_peer: bool,
+    /// `"https"` or `"http"`: how the client reached the gateway.
+    pub scheme: &'static str,
+    /// The client's canonical host, `name[:port]`.
+    pub host: Option<&'a str>,
+    pub request_id: &'a HeaderValue,
+}
+
+/// The upstream's response, and the tunnel to run if it switched protocols.
+#[derive(Debug)]
+pub struct Forwarded {
+    pub response: Response<Body>,
+    pub tunnel: Option<Tunnel>,
+}
+
+/// The upstream URI: `target`'s scheme, `authority`, and the canonical `path` (minus the
+/// route's prefix when it strips it) under the target's base path, then the query.
 fn upstream_uri(
     route: &RouteConfig,
     target: &Target,
-    path_and_query: &str,
+    authority: &str,
+    path: &str,
+    query: Option<&str>,
 ) -> Result<Uri, http::Error> {
-    let (path, query) = match path_and_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (path_and_query, None),
-    };
     let path = if route.strip_prefix {
-        let rest = path
-            .strip_prefix(route.path_prefix.trim_end_matches('/'))
-            .unwrap_or(path);
+        let prefix = route.path_prefix.trim_end_matches('/');
+        let rest = path.get(prefix.len()..).unwrap_or(path);
         if rest.starts_with('/') {
             rest
         } else {
@@ -70,7 +94,8 @@ fn upstream_uri(
     } else {
         path
     };
-    let mut pq = String::with_capacity(target.base_path.len() + path_and_query.len() + 1);
+    let mut pq =
+        String::with_capacity(target.base_path.len() + path.len() + 2 + query.map_or(0, str::len));
     pq.push_str(&target.base_path);
     pq.push_str(path);
     if let Some(q) = query {
@@ -79,80 +104,94 @@ fn upstream_uri(
     }
     Uri::builder()
         .scheme(target.scheme.clone())
-        .authority(target.authority.clone())
+        .authority(authority)
         .path_and_query(PathAndQuery::try_from(pq)?)
         .build()
 }
 
-/// Forwards `req` to one of `route`'s upstreams (recorded in `ctx.upstream` for the access log);
-/// `identity` is the verified caller, if the route required one. A request without a body that fails to connect is retried once on
-/// another healthy upstream; a request with a body is not (its body cannot be replayed).
+/// Forwards `req` to one of `route`'s upstreams; `identity` is the verified caller, if the
+/// route required one. `used` is set to the upstream tried (the last one, after a retry), for
+/// the access log. A request without a body that fails to connect is retried once on another
+/// healthy upstream; a request with a body is not (its body cannot be replayed).
 pub async fn forward(
-    ctx: &mut RequestCtx,
+    hop: &Hop<'_>,
     route: &RouteConfig,
     upstream: &Upstream,
     identity: Option<&Identity>,
-    mut req: Request<Incoming>,
-) -> Result<Response<Body>, ProxyError> {
+    mut req: Request<Inbound>,
+    used: &mut Option<String>,
+) -> Result<Forwarded, ProxyError> {
     let switch = route
         .websocket
         .then(|| upgrade::requested(req.headers(), req.version()))
         .flatten()
         .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
-    let (mut parts, incoming) = req.into_parts();
-    let host = parts.headers.get(http::header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-    });
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
+    let (mut parts, inbound) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
     parts.version = upstream.version;
-    headers::rewrite_request(ctx, route, identity, host.as_ref(), &mut parts.headers);
+    headers::rewrite_request(hop, route, identity, &mut parts.headers);
+    let http2 = upstream.version == Version::HTTP_2;
+    // HTTP/1.1: the client's host in `Host` (or the client library fills in the upstream's).
+    // HTTP/2: never a `host` header; the host travels as `:authority` (RFC 9113 §8.3.1).
+    let preserved = hop.host.filter(|_| route.preserve_host);
+    match preserved.filter(|_| !http2).map(HeaderValue::from_str) {
+        Some(Ok(host)) => {
+            parts.headers.insert(HOST, host);
+        }
+        Some(Err(_)) | None => {
+            parts.headers.remove(HOST);
+        }
+    }
     if let Some((protocol, _)) = &switch {
         upgrade::restore(&mut parts.headers, protocol.clone());
     }
-    let replayable = incoming.is_end_stream();
+    let replayable = inbound.is_done();
 
     let balancer = &upstream.balancer;
     let mut target = balancer.pick();
-    let mut body = Some(incoming.boxed());
+    let mut body = Some(inbound.clone().boxed());
     let timeout = route.timeout;
     let mut response = loop {
-        ctx.upstream = Some(target.authority.to_string());
-        parts.uri = upstream_uri(route, target, &path_and_query).map_err(ProxyError::Target)?;
+        *used = Some(target.authority.to_string());
+        let authority = match preserved.filter(|_| http2) {
+            Some(host) => host,
+            None => target.authority.as_str(),
+        };
+        parts.uri = upstream_uri(route, target, authority, &path, query.as_deref())
+            .map_err(ProxyError::Target)?;
         let request = Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
-        match tokio::time::timeout(timeout, upstream.client.request(request)).await {
+        match tokio::time::timeout(timeout, upstream.client.send(target, request)).await {
             Err(_) => return Err(ProxyError::Timeout),
             Ok(Ok(response)) => break response,
-            Ok(Err(e)) if e.is_connect() => {
+            Ok(Err(e)) if e.connect => {
                 balancer.mark_down(target);
                 match balancer.other_than(target).filter(|_| replayable) {
                     Some(next) => {
                         tracing::debug!(upstream = %target.authority, "connect failed; retrying elsewhere");
                         target = next;
                     }
-                    None => return Err(ProxyError::Connect(e)),
+                    None => return Err(ProxyError::Connect(e.failure)),
                 }
             }
-            Ok(Err(e)) => return Err(ProxyError::Upstream(e)),
+            Ok(Err(e)) if inbound.failed() => return Err(ProxyError::Downstream(e.failure)),
+            Ok(Err(e)) => return Err(ProxyError::Upstream(e.failure)),
         }
     };
     let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     let upstream_upgrade = switched.then(|| hyper::upgrade::on(&mut response));
     let (mut parts, body) = response.into_parts();
     let protocol = parts.headers.get(http::header::UPGRADE).cloned();
-    headers::rewrite_response(ctx, identity, &mut parts.headers);
-    if let (Some((_, client)), Some(upstream), Some(protocol)) =
-        (switch, upstream_upgrade, protocol)
-    {
-        upgrade::restore(&mut parts.headers, protocol);
-        let sid = identity.map(|id| id.sid.clone());
-        tokio::spawn(upgrade::tunnel(client, upstream, ctx.shared.clone(), sid));
-    }
-    Ok(Response::from_parts(parts, body.boxed()))
+    headers::rewrite_response(hop, identity, &mut parts.headers);
+    let tunnel = match (switch, upstream_upgrade, protocol) {
+        (Some((_, client)), Some(upstream), Some(protocol)) => {
+            upgrade::restore(&mut parts.headers, protocol);
+            Some(Tunnel { client, upstream })
+        }
+        _ => None,
+    };
+    Ok(Forwarded {
+        response: Response::from_parts(parts, body.boxed()),
+        tunnel,
+    })
 }

@@ -1,17 +1,23 @@
 //! Upgraded connections (WebSocket, RFC 6455 over HTTP/1.1): after the upstream answers `101`,
 //! the gateway copies bytes both ways until either side closes, or until the session whose
 //! access token opened the tunnel is revoked, which closes it at once (SPEC §1.4).
+//!
+//! Only `websocket` is forwarded as an upgrade. Any other `Upgrade` token (notably `h2c`, which
+//! would let a client speak HTTP/2 straight to an upstream that understands it, past the
+//! gateway's per-request checks) is dropped with the other hop-by-hop headers and the request
+//! goes on as an ordinary one.
+//!
+//! The tunnel is not spawned here: `forward` hands it to the caller, which runs it as part of
+//! the client's connection (its permit, idle timeout and drain).
 
-use std::sync::Arc;
+use std::future::Future;
 
 use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::state::Shared;
-
-/// The `Upgrade` value of an HTTP/1.1 request that asks to switch protocols.
+/// The `Upgrade` value of an HTTP/1.1 request that asks to switch to WebSocket.
 pub(super) fn requested(headers: &HeaderMap, version: Version) -> Option<HeaderValue> {
     if version != Version::HTTP_11 {
         return None;
@@ -22,9 +28,10 @@ pub(super) fn requested(headers: &HeaderMap, version: Version) -> Option<HeaderV
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    connection_upgrade
-        .then(|| headers.get(UPGRADE).cloned())
-        .flatten()
+    let mut upgrades = headers.get_all(UPGRADE).iter();
+    let protocol = upgrades.next()?;
+    let websocket = protocol.as_bytes().eq_ignore_ascii_case(b"websocket");
+    (connection_upgrade && websocket && upgrades.next().is_none()).then(|| protocol.clone())
 }
 
 /// Puts the switch-protocols headers (hop-by-hop, so removed by the rewrite) back.
@@ -33,36 +40,73 @@ pub(super) fn restore(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(UPGRADE, protocol);
 }
 
-/// Joins the client's and the upstream's upgraded connections.
-pub(super) async fn tunnel(
-    client: OnUpgrade,
-    upstream: OnUpgrade,
-    shared: Arc<Shared>,
-    sid: Option<String>,
-) {
-    let (client, upstream) = match tokio::join!(client, upstream) {
-        (Ok(c), Ok(u)) => (c, u),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::debug!(error = %e, "upgrade failed");
-            return;
-        }
-    };
-    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-    let revoked = async {
-        match &sid {
-            Some(sid) => shared.sessions.deny_list().revoked(sid).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
-            match copied {
-                Ok((up, down)) => tracing::debug!(bytes_up = up, bytes_down = down, "upgraded connection closed"),
-                Err(e) => tracing::debug!(error = %e, "upgraded connection failed"),
+/// Both halves of a switched connection, to be joined once the `101` has been sent.
+#[derive(Debug)]
+pub struct Tunnel {
+    pub(super) client: OnUpgrade,
+    pub(super) upstream: OnUpgrade,
+}
+
+impl Tunnel {
+    /// Copies bytes both ways until either side closes or `revoked` completes.
+    pub async fn run(self, revoked: impl Future<Output = ()>) {
+        let (client, upstream) = match tokio::join!(self.client, self.upstream) {
+            (Ok(c), Ok(u)) => (c, u),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        tokio::select! {
+            copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+                match copied {
+                    Ok((up, down)) => tracing::debug!(bytes_up = up, bytes_down = down, "upgraded connection closed"),
+                    Err(e) => tracing::debug!(error = %e, "upgraded connection failed"),
+                }
+            }
+            () = revoked => {
+                tracing::info!("session revoked; closing upgraded connection");
             }
         }
-        () = revoked => {
-            tracing::info!(sid = sid.as_deref().unwrap_or("-"), "session revoked; closing upgraded connection");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
+        h
+    }
+
+    #[test]
+    fn only_websocket_is_an_upgrade() {
+        let ws = headers(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+        ]);
+        assert!(requested(&ws, Version::HTTP_11).is_some());
+        assert!(requested(&ws, Version::HTTP_2).is_none());
+        let h2c = headers(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ]);
+        assert!(requested(&h2c, Version::HTTP_11).is_none());
+        let no_connection = headers(&[("upgrade", "websocket")]);
+        assert!(requested(&no_connection, Version::HTTP_11).is_none());
+        let two = headers(&[
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+            ("upgrade", "h2c"),
+        ]);
+        assert!(requested(&two, Version::HTTP_11).is_none());
     }
 }

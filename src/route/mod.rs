@@ -1,11 +1,12 @@
-//! `Router`: picks the route for a request by host (port ignored) and longest path prefix.
+//! `Router`: picks the route for a request by host and longest path prefix, both in the
+//! canonical form of `canonical.rs`.
 //!
 //! Prefixes match whole segments: `/api` matches `/api` and `/api/x` but not `/apix`. Routes with
 //! a host are preferred to routes without one at the same prefix length.
 
-mod normalize;
+mod canonical;
 
-pub use normalize::check as check_path;
+pub use canonical::{canonical_host, canonical_path, Host};
 
 use crate::config::RouteConfig;
 use crate::proxy::{ClientError, Upstream};
@@ -47,37 +48,35 @@ impl Router {
         Ok(Self { routes })
     }
 
-    /// The route for `host` (as sent, possibly with a port) and `path` (already checked).
+    /// The route for `host` (a canonical host name, without port) and `path` (canonical).
     pub fn find(&self, host: Option<&str>, path: &str) -> Result<&Route, RouteError> {
-        let host = host.map(strip_port);
         self.routes
             .iter()
             .find(|route| {
                 let r = &route.config;
                 let host_ok = match (&r.host, host) {
                     (None, _) => true,
-                    (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+                    (Some(want), Some(got)) => want == got,
                     (Some(_), None) => false,
                 };
-                host_ok && prefix_matches(&r.path_prefix, path)
+                host_ok && prefix_matches(&r.path_prefix, path, r.case_insensitive)
             })
             .ok_or(RouteError::NotFound)
     }
 }
 
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
-}
-
-/// `example.com:8443` → `example.com`; `[::1]:8443` → `[::1]`.
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
-    }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
+/// Whether `prefix` matches `path` on whole segments (ignoring ASCII case if asked).
+pub fn prefix_matches(prefix: &str, path: &str, case_insensitive: bool) -> bool {
+    let Some(head) = path.as_bytes().get(..prefix.len()) else {
+        return false;
+    };
+    let same = if case_insensitive {
+        head.eq_ignore_ascii_case(prefix.as_bytes())
+    } else {
+        head == prefix.as_bytes()
+    };
+    let rest = &path.as_bytes()[prefix.len()..];
+    same && (prefix.ends_with('/') || rest.is_empty() || rest[0] == b'/')
 }
 
 /// Why no route serves a request.
@@ -87,6 +86,9 @@ pub enum RouteError {
     NotFound,
     #[error("unsafe path")]
     BadPath,
+    /// No `Host`, two of them, `host` ≠ `:authority`, or a malformed one.
+    #[error("missing, repeated or malformed host")]
+    BadHost,
 }
 
 #[cfg(test)]
@@ -138,11 +140,19 @@ mod tests {
     }
 
     #[test]
-    fn host_match_ignores_port_and_case() {
+    fn host_match_on_the_canonical_name() {
         let r = router();
-        assert_eq!(name(&r, Some("api.example.com:8443"), "/api/x"), "api-host");
-        assert_eq!(name(&r, Some("Api.Example.com"), "/api"), "api-host");
+        assert_eq!(name(&r, Some("api.example.com"), "/api/x"), "api-host");
         assert_eq!(name(&r, Some("other.example.com"), "/api"), "api");
-        assert_eq!(strip_port("[::1]:8443"), "[::1]");
+        assert_eq!(name(&r, None, "/api"), "api");
+    }
+
+    #[test]
+    fn case_insensitive_prefixes() {
+        assert!(prefix_matches("/admin", "/ADMIN/x", true));
+        assert!(!prefix_matches("/admin", "/ADMIN/x", false));
+        assert!(!prefix_matches("/admin", "/ADMINx", true));
+        assert!(!prefix_matches("/admin", "/adm", true));
+        assert!(prefix_matches("/api/", "/api/x", false));
     }
 }

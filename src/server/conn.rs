@@ -1,105 +1,380 @@
-//! One client connection: the TLS handshake under a timeout, then HTTP/1.1 or HTTP/2 (ALPN or
-//! prior knowledge) through hyper-util's auto builder, watched for graceful shutdown.
+//! One client connection, from accept to close.
+//!
+//! The TLS handshake runs under the head deadline; after it, the connection speaks exactly the
+//! protocol ALPN chose (`h2`: hyper's HTTP/2 server, so a bad preface gets a GOAWAY; else
+//! HTTP/1.1). A plain listener that allows HTTP/2 sniffs the h2c preface. `Activity::watch`
+//! enforces `header_read_timeout` and `idle_timeout`; the drain signal asks hyper for a
+//! graceful shutdown. A connection that was upgraded (WebSocket) stays this task's until its
+//! tunnels end, so it keeps its permit, its gauge count, its idle timeout and its drain.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::{Buf, Bytes};
+use http::Request;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::idle::{Activity, Tracked};
-use crate::config::ServerConfig;
+use super::idle::{Activity, Expired, Tracked};
+use crate::ctx::ConnState;
 use crate::gateway::{self, ConnInfo};
 use crate::state::Shared;
 
 /// hyper's smallest allowed HTTP/1 read buffer.
 const MIN_BUF: usize = 8192;
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// What a listener serves.
+#[derive(Clone, Debug)]
+pub(super) enum Service {
+    Gateway,
+    Admin,
+}
+
+/// The settings of one listener, decided when it starts.
+#[derive(Clone)]
+pub(super) struct Settings {
+    pub(super) service: Service,
+    pub(super) acceptor: Option<TlsAcceptor>,
+    /// Whether HTTP/2 is offered (ALPN `h2`, or h2c prior knowledge on a plain listener).
+    pub(super) http2: bool,
+    pub(super) header_read_timeout: Duration,
+    pub(super) idle_timeout: Duration,
+    pub(super) max_header_bytes: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("service", &self.service)
+            .field("tls", &self.acceptor.is_some())
+            .field("http2", &self.http2)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// Serves one accepted connection until it closes, expires or is drained.
 pub(super) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    acceptor: Option<TlsAcceptor>,
-    watcher: Watcher,
+    settings: Arc<Settings>,
+    drain: watch::Receiver<bool>,
 ) {
-    let server = shared.snapshot().config.server.clone();
-    match acceptor {
-        None => {
-            let info = ConnInfo {
-                peer,
-                scheme: "http",
-            };
-            serve_http(stream, &server, shared, info, watcher).await;
-        }
+    let activity = Activity::new(tokio::time::Instant::now());
+    let head = settings.header_read_timeout;
+    match settings.acceptor.clone() {
         Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout(server.header_read_timeout, acceptor.accept(stream));
-            match handshake.await {
-                Ok(Ok(tls)) => {
-                    let info = ConnInfo {
-                        peer,
-                        scheme: "https",
-                    };
-                    serve_http(tls, &server, shared, info, watcher).await;
-                }
-                Ok(Err(e)) => tracing::debug!(failure = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(failure = "timeout", "TLS handshake failed"),
-            }
+            let tls = match tokio::time::timeout(head, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return tracing::debug!(failure = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(failure = "timeout", "TLS handshake failed"),
+            };
+            let protocol = match tls.get_ref().1.alpn_protocol() {
+                Some(b"h2") if settings.http2 => Protocol::Http2,
+                _ => Protocol::Http1,
+            };
+            let conn = Conn::new(peer, "https", shared, settings, activity, drain);
+            conn.serve(tls, protocol).await;
+        }
+        None if settings.http2 => {
+            let sniffed = tokio::time::timeout(head, sniff(stream)).await;
+            let Ok(Ok((protocol, stream))) = sniffed else {
+                return tracing::debug!("no request head in time");
+            };
+            let conn = Conn::new(peer, "http", shared, settings, activity, drain);
+            conn.serve(stream, protocol).await;
+        }
+        None => {
+            let conn = Conn::new(peer, "http", shared, settings, activity, drain);
+            conn.serve(stream, Protocol::Http1).await;
         }
     }
 }
 
-async fn serve_http<I>(
-    io: I,
-    server: &ServerConfig,
-    shared: Arc<Shared>,
-    info: ConnInfo,
-    watcher: Watcher,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout)
-        .max_buf_size(server.max_header_bytes.max(MIN_BUF));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256)
-        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
-    if !server.http2 {
-        builder = builder.http1_only();
-    }
-    let activity = Activity::new();
-    let requests = activity.clone();
-    let service = service_fn(move |req: Request<Incoming>| {
-        let shared = shared.clone();
-        let in_flight = requests.request();
-        async move {
-            let response = gateway::handle(shared, info, req).await;
-            drop(in_flight);
-            Ok::<_, Infallible>(response)
+/// Reads until the bytes are known to be, or not to be, the HTTP/2 preface; hands them back.
+async fn sniff(mut stream: TcpStream) -> io::Result<(Protocol, Rewind<TcpStream>)> {
+    let mut seen = Vec::with_capacity(PREFACE.len());
+    while seen.len() < PREFACE.len() && PREFACE.starts_with(&seen) {
+        let mut chunk = [0u8; 24];
+        let want = PREFACE.len() - seen.len();
+        let n = stream.read(&mut chunk[..want]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
-    });
-    let io = TokioIo::new(Tracked::new(io, activity.clone()));
-    let conn = watcher.watch(builder.serve_connection_with_upgrades(io, service));
-    tokio::select! {
-        ended = conn => {
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, "connection ended with an error");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let protocol = if seen == PREFACE {
+        Protocol::Http2
+    } else {
+        Protocol::Http1
+    };
+    Ok((
+        protocol,
+        Rewind {
+            prefix: Bytes::from(seen),
+            inner: stream,
+        },
+    ))
+}
+
+/// One connection's parts, once its protocol is known.
+struct Conn {
+    peer: SocketAddr,
+    scheme: &'static str,
+    shared: Arc<Shared>,
+    settings: Arc<Settings>,
+    activity: Arc<Activity>,
+    state: Arc<ConnState>,
+    drain: watch::Receiver<bool>,
+}
+
+impl Conn {
+    fn new(
+        peer: SocketAddr,
+        scheme: &'static str,
+        shared: Arc<Shared>,
+        settings: Arc<Settings>,
+        activity: Arc<Activity>,
+        drain: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            peer,
+            scheme,
+            shared,
+            settings,
+            activity,
+            state: Arc::new(ConnState::default()),
+            drain,
+        }
+    }
+
+    async fn serve<I>(mut self, io: I, protocol: Protocol)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(Tracked::new(io, self.activity.clone(), self.state.clone()));
+        let activity = self.activity.clone();
+        let shared = self.shared.clone();
+        let service = self.settings.service.clone();
+        let info = ConnInfo {
+            peer: self.peer,
+            scheme: self.scheme,
+            state: self.state.clone(),
+        };
+        let service = service_fn(move |req: Request<Incoming>| {
+            let in_flight = activity.request();
+            let shared = shared.clone();
+            let info = info.clone();
+            let service = service.clone();
+            async move {
+                let response = match service {
+                    Service::Gateway => gateway::handle(shared, info, req).await,
+                    Service::Admin => crate::admin::handle(&shared, &req).await,
+                };
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let settings = self.settings.clone();
+        match protocol {
+            Protocol::Http1 => {
+                self.activity.time_every_head();
+                let mut builder = http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    // Head deadlines are `Activity::watch`'s: from accept for the first
+                    // request, from the first byte for later ones.
+                    .header_read_timeout(None)
+                    .max_buf_size(settings.max_header_bytes.max(MIN_BUF))
+                    .max_header_size(settings.max_header_bytes);
+                let conn = builder.serve_connection(io, service).with_upgrades();
+                self.drive(conn).await;
+            }
+            Protocol::Http2 => {
+                let mut builder = http2::Builder::new(TokioExecutor::new());
+                builder
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(256)
+                    .max_header_list_size(
+                        u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX),
+                    );
+                let conn = builder.serve_connection(io, service);
+                self.drive(conn).await;
             }
         }
-        // Dropping the connection closes it; nothing is in progress on it.
-        () = activity.idle(server.idle_timeout) => tracing::debug!("idle connection closed"),
+        self.run_tunnels().await;
+    }
+
+    /// Runs hyper's connection until it ends, a deadline passes (the connection is dropped,
+    /// which closes it) or the drain asks for a graceful shutdown.
+    async fn drive<C: Drainable>(&mut self, conn: C) {
+        let (head, idle) = (
+            self.settings.header_read_timeout,
+            self.settings.idle_timeout,
+        );
+        tokio::pin!(conn);
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                ended = conn.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                expired = self.activity.watch(head, idle) => {
+                    match expired {
+                        Expired::Head => tracing::debug!("request head not received in time; closing"),
+                        Expired::Idle => tracing::debug!("idle connection closed"),
+                    }
+                    return;
+                }
+                () = drained(&mut self.drain), if !draining => {
+                    draining = true;
+                    conn.as_mut().drain();
+                }
+            }
+        }
+    }
+
+    /// Waits for the tunnels the connection was upgraded into; closes them when they go idle
+    /// or the drain starts.
+    async fn run_tunnels(&mut self) {
+        let tunnels = self.state.take_tunnels();
+        if tunnels.is_empty() {
+            return;
+        }
+        self.activity.stop_timing_heads();
+        let aborts: Vec<_> = tunnels.iter().map(|t| t.abort_handle()).collect();
+        let all = async {
+            for tunnel in tunnels {
+                let _ = tunnel.await;
+            }
+        };
+        let (head, idle) = (
+            self.settings.header_read_timeout,
+            self.settings.idle_timeout,
+        );
+        tokio::select! {
+            () = all => return,
+            _ = self.activity.watch(head, idle) => tracing::debug!("idle tunnel closed"),
+            () = drained(&mut self.drain) => tracing::debug!("tunnel closed by the drain"),
+        }
+        for abort in aborts {
+            abort.abort();
+        }
+    }
+}
+
+/// Completes once the drain has started (or the listener is gone).
+async fn drained(drain: &mut watch::Receiver<bool>) {
+    let _ = drain.wait_for(|draining| *draining).await;
+}
+
+/// A hyper server connection that can be asked to finish gracefully.
+trait Drainable: Future<Output = Result<(), hyper::Error>> {
+    fn drain(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Drainable for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B, E> Drainable for http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// IO that first replays the bytes read while sniffing the protocol.
+#[derive(Debug)]
+struct Rewind<I> {
+    prefix: Bytes,
+    inner: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }

@@ -1,7 +1,11 @@
-//! The accept loop: connection permits, transient accept errors, graceful drain with a deadline.
+//! The accept loop, for the gateway and the admin listener alike: connection permits, transient
+//! accept errors, and a drain with a deadline.
 //!
-//! `serve` takes a bound listener and a shutdown future; it never binds and never installs
-//! signal handlers (that is `main.rs`'s and the tests' business).
+//! `serve` and `serve_admin` take a bound listener and a shutdown future; they never bind and
+//! never install signal handlers (that is `main.rs`'s and the tests' business). Each connection
+//! holds one of `max_connections` permits for as long as it lives, tunnels included; on
+//! shutdown the listener is dropped, every connection is told to drain, and the loop waits for
+//! the permits to come back, at most `shutdown_grace`.
 
 mod conn;
 mod idle;
@@ -13,15 +17,15 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use self::conn::{Service, Settings};
 use crate::state::Shared;
 
-/// Serves `listener` until `shutdown` completes, then drains open connections for at most
-/// `server.shutdown_grace`.
+/// Serves the gateway on `listener` until `shutdown` completes, then drains open connections
+/// for at most `server.shutdown_grace`.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -36,8 +40,52 @@ pub async fn serve(
         )?))),
         None => None,
     };
-    let permits = Arc::new(Semaphore::new(server.max_connections));
-    let graceful = GracefulShutdown::new();
+    let settings = Settings {
+        service: Service::Gateway,
+        acceptor,
+        http2: server.http2,
+        header_read_timeout: server.header_read_timeout,
+        idle_timeout: server.idle_timeout,
+        max_header_bytes: server.max_header_bytes,
+    };
+    let max_connections = server.max_connections;
+    drop(snapshot);
+    accept_loop(listener, shared, settings, max_connections, shutdown).await;
+    Ok(())
+}
+
+/// Serves the admin endpoints on `listener` (plain HTTP/1.1, the gateway's header and idle
+/// timeouts and connection cap, permits of its own) until `shutdown` completes.
+pub async fn serve_admin(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let snapshot = shared.snapshot();
+    let server = &snapshot.config.server;
+    let settings = Settings {
+        service: Service::Admin,
+        acceptor: None,
+        http2: false,
+        header_read_timeout: server.header_read_timeout,
+        idle_timeout: server.idle_timeout,
+        max_header_bytes: server.max_header_bytes,
+    };
+    let max_connections = server.max_connections;
+    drop(snapshot);
+    accept_loop(listener, shared, settings, max_connections, shutdown).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    settings: Settings,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    let settings = Arc::new(settings);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let (drain_tx, drain_rx) = watch::channel(false);
     tokio::pin!(shutdown);
 
     loop {
@@ -67,15 +115,20 @@ pub async fn serve(
             stream,
             peer,
             shared.clone(),
-            acceptor.clone(),
-            graceful.watcher(),
+            settings.clone(),
+            drain_rx.clone(),
         );
-        let open = shared.metrics.open_connections.clone();
-        open.inc();
+        let open = matches!(settings.service, Service::Gateway)
+            .then(|| shared.metrics.open_connections.clone());
+        if let Some(open) = &open {
+            open.inc();
+        }
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 task.await;
-                open.dec();
+                if let Some(open) = open {
+                    open.dec();
+                }
                 drop(permit);
             },
             span,
@@ -83,14 +136,15 @@ pub async fn serve(
     }
 
     drop(listener);
+    let _ = drain_tx.send(true);
     let grace = shared.snapshot().config.server.shutdown_grace;
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = permits.acquire_many(all) => tracing::info!("all connections closed"),
         () = tokio::time::sleep(grace) => {
             tracing::warn!(grace = ?grace, "shutdown grace elapsed; closing remaining connections");
         }
     }
-    Ok(())
 }
 
 fn is_connection_error(e: &io::Error) -> bool {

@@ -62,6 +62,9 @@ pub fn server_config(resolver: Arc<CertResolver>, http2: bool) -> Result<ServerC
         .map_err(TlsError::Mismatch)?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
+    // The server's order of cipher suites wins: the strongest both sides support, whatever a
+    // client lists first.
+    config.ignore_client_order = true;
     config.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {

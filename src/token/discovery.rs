@@ -52,7 +52,7 @@ pub fn handle_metadata<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response
     let config = &ctx.snapshot.config;
     let base = match &config.server.public_url {
         Some(url) => url.clone(),
-        None => format!("{}://{}", ctx.scheme, request_authority(req)),
+        None => format!("{}://{}", ctx.scheme, request_authority(ctx)),
     };
     let e = &config.endpoints;
     let document = json!({
@@ -71,17 +71,12 @@ pub fn handle_metadata<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response
     Ok(json_response(Bytes::from(document.to_string())))
 }
 
-/// The `Host` (or HTTP/2 `:authority`) if it is a syntactically valid authority, else
-/// `localhost`: a hostile value must not inject anything into the URLs.
-fn request_authority<B>(req: &Request<B>) -> String {
-    let raw = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    raw.and_then(|h| h.parse::<http::uri::Authority>().ok())
-        .filter(|a| !a.as_str().contains('@'))
-        .map_or_else(|| "localhost".to_owned(), |a| a.as_str().to_owned())
+/// The request's canonical host (`front.rs` refused a malformed one), or `localhost` for an
+/// HTTP/1.0 request without one.
+fn request_authority(ctx: &RequestCtx) -> String {
+    ctx.host
+        .as_ref()
+        .map_or_else(|| "localhost".to_owned(), crate::route::Host::authority)
 }
 
 fn require_get<B>(req: &Request<B>) -> Result<(), Rejection> {

@@ -11,6 +11,9 @@ pub enum OAuthError {
     InvalidGrant(&'static str),
     #[error("request body too large")]
     BodyTooLarge,
+    /// The body did not arrive within `server.header_read_timeout` of the head.
+    #[error("request body timed out")]
+    BodyTimeout,
     /// The user name or client address is locked out for `retry_after` more seconds.
     #[error("too many failed logins")]
     TooManyFailures { retry_after: u64 },

@@ -18,7 +18,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 pub use error::OAuthError;
 pub use replay::ReplayCache;
@@ -28,7 +27,7 @@ use self::claims::RefreshClaims;
 use self::grant::{BodyKind, Grant, MAX_BODY};
 use self::issue::{PairRequest, TokenResponse};
 use crate::auth::{self, verify};
-use crate::body::{self, Body, CollectError};
+use crate::body::{self, Body, CollectError, Inbound};
 use crate::ctx::RequestCtx;
 use crate::login::{Limits, Locked};
 use crate::reject::Rejection;
@@ -37,9 +36,9 @@ use crate::session::{unix_now, RotateError, Rotation, Session};
 /// `POST /api/oauth2/token`.
 pub async fn handle_token(
     ctx: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
-    let (kind, bytes) = read_body(req).await?;
+    let (kind, bytes) = read_body(ctx, req).await?;
     let grant = grant::parse(kind, &bytes)?;
     let json = match grant {
         Grant::Password {
@@ -66,7 +65,7 @@ async fn password_grant(
     short_term: bool,
 ) -> Result<TokenResponse, Rejection> {
     let limits = Limits::from(&ctx.snapshot.config.login);
-    let addr = ctx.peer.ip();
+    let addr = ctx.client;
     let throttle = &ctx.shared.throttle;
     if let Err(locked) = throttle.check(&username, addr, Instant::now()) {
         tracing::info!(target: "audit", event = "login_refused_locked", user = username.as_str(), %addr);
@@ -253,7 +252,7 @@ async fn rotate(
 /// `POST /api/oauth2/logout` with the session's access token.
 pub async fn handle_logout(
     ctx: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
     require_post(&req)?;
     let identity = auth::authenticate(
@@ -284,8 +283,12 @@ pub fn revocation_deadline(config: &crate::config::Config) -> u64 {
     unix_now() + t.access_ttl.as_secs() + t.leeway.as_secs() + 1
 }
 
-/// Checks method and content type, then reads the (at most 16 KiB) body.
-async fn read_body(req: Request<Incoming>) -> Result<(BodyKind, bytes::Bytes), Rejection> {
+/// Checks method and content type, then reads the (at most 16 KiB) body, which must arrive
+/// within `server.header_read_timeout`: a stalled body must not hold its connection.
+async fn read_body(
+    ctx: &RequestCtx,
+    req: Request<Inbound>,
+) -> Result<(BodyKind, bytes::Bytes), Rejection> {
     require_post(&req)?;
     let kind = BodyKind::from_content_type(req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()))
         .ok_or(OAuthError::InvalidRequest(
@@ -299,10 +302,12 @@ async fn read_body(req: Request<Incoming>) -> Result<(BodyKind, bytes::Bytes), R
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(OAuthError::BodyTooLarge.into());
     }
-    let bytes = body::collect_capped(req.into_body(), MAX_BODY)
+    let deadline = ctx.snapshot.config.server.header_read_timeout;
+    let bytes = body::collect_capped(req.into_body(), MAX_BODY, deadline)
         .await
         .map_err(|e| match e {
             CollectError::TooLarge => OAuthError::BodyTooLarge,
+            CollectError::Timeout => OAuthError::BodyTimeout,
             CollectError::Read => OAuthError::InvalidRequest("The request body could not be read"),
         })?;
     Ok((kind, bytes))

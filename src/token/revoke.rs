@@ -6,14 +6,13 @@
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
 use serde_json::json;
 
 use super::claims::{AccessClaims, RefreshClaims};
 use super::grant::{fields, single};
 use super::{no_store, read_body, revoke_until, OAuthError};
 use crate::auth::{self, verify, AuthError};
-use crate::body::{self, Body};
+use crate::body::{self, Body, Inbound};
 use crate::ctx::RequestCtx;
 use crate::reject::Rejection;
 
@@ -53,8 +52,11 @@ fn identify(ctx: &RequestCtx, token: &str, hint: Option<&str>) -> Option<Present
 }
 
 /// The `token` parameter of a revoke or introspect request.
-async fn token_param(req: Request<Incoming>) -> Result<(String, Option<String>), Rejection> {
-    let (kind, bytes) = read_body(req).await?;
+async fn token_param(
+    ctx: &RequestCtx,
+    req: Request<Inbound>,
+) -> Result<(String, Option<String>), Rejection> {
+    let (kind, bytes) = read_body(ctx, req).await?;
     let fields = fields(kind, &bytes)?;
     let token =
         single(&fields, "token")?
@@ -69,9 +71,9 @@ async fn token_param(req: Request<Incoming>) -> Result<(String, Option<String>),
 /// `POST /api/oauth2/revoke`.
 pub async fn handle_revoke(
     ctx: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
-    let (token, hint) = token_param(req).await?;
+    let (token, hint) = token_param(ctx, req).await?;
     if token.len() <= auth::MAX_TOKEN_LEN {
         if let Some(presented) = identify(ctx, &token, hint.as_deref()) {
             let sid = presented.sid().to_owned();
@@ -92,7 +94,7 @@ pub async fn handle_revoke(
 /// `POST /api/oauth2/introspect`, authenticated with the caller's own access token.
 pub async fn handle_introspect(
     ctx: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
     let deny = ctx.shared.sessions.deny_list();
     let caller = auth::authenticate(&ctx.snapshot, deny, req.headers()).map_err(|e| match e {
@@ -102,7 +104,7 @@ pub async fn handle_introspect(
         other => Rejection::from(other),
     })?;
     ctx.user = Some(caller.user);
-    let (token, hint) = token_param(req).await?;
+    let (token, hint) = token_param(ctx, req).await?;
     let presented = (token.len() <= auth::MAX_TOKEN_LEN)
         .then(|| identify(ctx, &token, hint.as_deref()))
         .flatten();

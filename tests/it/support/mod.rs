@@ -122,7 +122,7 @@ impl TestGateway {
         }));
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_addr = admin.local_addr().unwrap();
-        tokio::spawn(portcullis::admin::serve(
+        tokio::spawn(portcullis::server::serve_admin(
             admin,
             shared.clone(),
             std::future::pending(),
