@@ -14,7 +14,7 @@ secs=${1:-600}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(token_body authorization_header jwt_raw jwt_structured)
+    targets=(token_body authorization_header jwt_raw jwt_structured canonical_path)
 fi
 export RUSTC_BOOTSTRAP=1
 mkdir -p fuzz/logs

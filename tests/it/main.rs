@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod deploy;
+mod front_door;
 mod grpc;
 mod keys;
 mod lifecycle;

@@ -2,6 +2,8 @@
 //! client that trusts the gateway's test certificate, and helpers to mint and read tokens.
 
 pub(crate) mod child;
+pub(crate) mod h2_peer;
+pub(crate) mod raw;
 pub(crate) mod redis;
 pub(crate) mod upstream;
 
