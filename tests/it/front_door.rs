@@ -47,7 +47,25 @@ async fn get_with(
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
-    gw.send(req.body(empty()).unwrap()).await
+    // HTTP/1.1 only: over HTTP/2 a `host` beside a different `:authority` is itself refused.
+    let h1 = h1_client(&crate::support::material().cert_pem);
+    send_to(&h1, gw.addr.port(), req.body(empty()).unwrap()).await
+}
+
+/// A TLS client that offers only `http/1.1`, so that a `Host` header is the host.
+fn h1_client(
+    cert_pem: &str,
+) -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>,
+> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(crate::support::client_tls_config(cert_pem))
+        .https_only()
+        .enable_http1()
+        .build();
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
 }
 
 /// The request line's target as the upstream received it.
