@@ -4,6 +4,7 @@
 pub(crate) mod child;
 pub(crate) mod redis;
 pub(crate) mod upstream;
+pub(crate) mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
