@@ -1,13 +1,16 @@
-//! Issue 11 ("the front door") §4 and §5, as hostile or merely impatient clients see them:
-//! every rejection reaches a client that uploads before it reads (HTTP/1.1 and HTTP/2, over
-//! TLS), a broken request body is the client's `400`, and connection limits hold (header
-//! deadline from accept, body deadline on the gateway's own endpoints, `max_header_bytes`,
-//! tunnels inside `max_connections` and `idle_timeout`, HTTP/2 only after ALPN `h2`).
+//! Issue 11 ("the front door") §4, §5 and part of §7, as hostile or merely impatient clients
+//! see them: every rejection reaches a client that uploads before it reads (HTTP/1.1 and
+//! HTTP/2, over TLS), a broken request body is the client's `400`, connection limits hold
+//! (header deadline from accept, body deadline on the gateway's own endpoints,
+//! `max_header_bytes`, tunnels inside `max_connections` and `idle_timeout`, HTTP/2 only after
+//! ALPN `h2`), the admin listener's `Host` check and header deadline, and the server's TLS
+//! cipher-suite order.
 //!
 //! Raw clients come from `support::wire`; every wait is bounded.
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -18,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::wire::{self, RawResponse, Tls, STEP};
-use crate::support::{gateway, Options, TestGateway};
+use crate::support::{gateway, material, Options, TestGateway, ALICE};
 
 /// `/public/...` (no authentication; the prefix is stripped, so `/public/ws` reaches the mock
 /// upstream's WebSocket echo and `/public/slow` its slow answer), everything else required.
@@ -769,5 +772,97 @@ async fn after_alpn_h2_an_invalid_preface_gets_a_goaway() {
     assert!(
         drained.closed_after.is_some(),
         "the connection stays open after the GOAWAY"
+    );
+}
+
+// ---- §7: the admin listener's Host check and header deadline ----
+
+/// `GET /admin/sessions` on the admin listener with this `Host`.
+async fn admin_sessions(gw: &TestGateway, host: &str) -> RawResponse {
+    let mut tcp = wire::tcp(gw.admin_addr).await;
+    let request =
+        format!("GET /admin/sessions HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    wire::write_parts(&mut tcp, [request.as_bytes()], STEP)
+        .await
+        .unwrap();
+    wire::read_response(&mut tcp)
+        .await
+        .unwrap_or_else(|e| panic!("Host {host}: no response: {e}"))
+}
+
+#[tokio::test]
+async fn the_admin_listener_refuses_a_foreign_host() {
+    let (_upstream, gw) = gateway(Options {
+        admin: "allowed_hosts = [\"gateway.internal\"]",
+        ..options("")
+    })
+    .await;
+    gw.login(ALICE).await;
+    let port = gw.admin_addr.port();
+
+    let evil = admin_sessions(&gw, "evil.example").await;
+    assert_eq!(evil.status, 403, "DNS rebinding: {}", evil.head);
+    assert!(evil.json()["error"].is_string());
+    assert!(
+        !String::from_utf8_lossy(&evil.body).contains(ALICE.0),
+        "sessions listed to a foreign Host"
+    );
+    let evil_port = admin_sessions(&gw, &format!("evil.example:{port}")).await;
+    assert_eq!(evil_port.status, 403, "{}", evil_port.head);
+
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "[::1]".to_owned(),
+        format!("[::1]:{port}"),
+        "app.localhost".to_owned(),
+        "gateway.internal".to_owned(),
+        "gateway.internal:9000".to_owned(),
+    ] {
+        let reply = admin_sessions(&gw, &host).await;
+        assert_eq!(reply.status, 200, "Host {host}: {}", reply.head);
+        assert!(
+            String::from_utf8_lossy(&reply.body).contains(ALICE.0),
+            "Host {host}: {:?}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_admin_listener_drops_a_silent_connection_at_the_header_timeout() {
+    let (_upstream, gw) = gateway(options(SILENT)).await;
+    let mut tcp = wire::tcp(gw.admin_addr).await;
+    let closed = wire::closed_within(&mut tcp, Duration::from_secs(3)).await;
+    let closed = closed.expect("a silent admin connection is still open after 3 s");
+    assert!(closed < Duration::from_millis(2500), "{closed:?}");
+}
+
+// ---- §7: the server's cipher-suite order wins ----
+
+#[tokio::test]
+async fn the_servers_cipher_suite_order_wins() {
+    use rustls::crypto::aws_lc_rs::cipher_suite;
+    let (_upstream, gw) = gateway(options("")).await;
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = vec![
+        cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        cipher_suite::TLS13_AES_128_GCM_SHA256,
+    ];
+    let mut roots = rustls::RootCertStore::empty();
+    let cert =
+        rustls::pki_types::pem::PemObject::from_pem_slice(material().cert_pem.as_bytes()).unwrap();
+    roots.add(cert).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tls = wire::tls_with(gw.addr, config).await;
+    let suite = tls.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+    assert_eq!(
+        suite,
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+        "the client's preference won"
     );
 }
