@@ -13,6 +13,7 @@ mod front_door;
 mod grpc;
 mod keys;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod openapi;
 mod proxy;
