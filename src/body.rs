@@ -102,11 +102,50 @@ impl http_body::Body for Inbound {
     }
 }
 
-/// A response body that keeps the request's body open until the response has been sent.
+/// A response body that keeps the request's body open until the response has been sent, and
+/// then reads and discards the rest of it for a bounded time.
 #[derive(Debug)]
 struct Holding {
     inner: Body,
-    _request: Inbound,
+    request: Option<Inbound>,
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        let Some(request) = self.request.take() else {
+            return;
+        };
+        if !request.is_done() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(discard(request));
+            }
+        }
+    }
+}
+
+/// Draining a request body after its response: at most this long in all, ...
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+/// ... this long without a frame, ...
+const DRAIN_IDLE: Duration = Duration::from_secs(5);
+/// ... and this many bytes.
+const DRAIN_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads `request` to its end and throws it away, within the bounds above. Over HTTP/2 this
+/// lets the client finish its stream normally: some clients (curl 7.x) report a stream reset
+/// as an error even when it comes after the complete response.
+async fn discard(mut request: Inbound) {
+    let drained = async {
+        let mut total = 0u64;
+        while total <= DRAIN_BYTES {
+            match tokio::time::timeout(DRAIN_IDLE, request.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    total += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                Ok(Some(Err(_)) | None) | Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drained).await;
 }
 
 impl http_body::Body for Holding {
@@ -129,11 +168,12 @@ impl http_body::Body for Holding {
     }
 }
 
-/// `body`, keeping `request` open until it has been sent.
+/// `body`, keeping `request` open until it has been sent; the rest of `request` is then read
+/// and discarded (bounded) instead of being reset.
 pub fn holding(body: Body, request: Inbound) -> Body {
     Holding {
         inner: body,
-        _request: request,
+        request: Some(request),
     }
     .boxed()
 }

@@ -7,9 +7,10 @@
 //! `Result<_, Rejection>` and the rejection is rendered here, in one place. An `Err` reaching
 //! hyper would close the connection without a response.
 //!
-//! A response that goes out before its request's body was read keeps that body open until the
-//! response has been sent, and on HTTP/1 closes the connection after lingering (`ConnState`):
-//! either way the client reads the answer instead of a reset.
+//! A response that goes out before its request's body was read must still reach a client that
+//! is busy sending: on HTTP/1 the connection closes after lingering (`ConnState`); on HTTP/2
+//! the body is kept open until the response has been sent and then read and discarded
+//! (bounded), so the stream ends normally instead of being reset.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,13 +97,18 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
         }
     };
     if !inbound.is_done() {
+        // 408: the body did not come; waiting for it any longer is pointless.
+        let gave_up = response.status() == StatusCode::REQUEST_TIMEOUT;
         if http1 {
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
-            ctx.conn.set_linger();
+            if !gave_up {
+                ctx.conn.set_linger();
+            }
+        } else if !gave_up {
+            response = response.map(|b| body::holding(b, inbound));
         }
-        response = response.map(|b| body::holding(b, inbound));
     }
     response
         .headers_mut()

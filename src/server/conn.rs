@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -92,12 +92,23 @@ pub(super) async fn serve_connection(
                 Ok(Err(e)) => return tracing::debug!(failure = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!(failure = "timeout", "TLS handshake failed"),
             };
-            let protocol = match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") if settings.http2 => Protocol::Http2,
-                _ => Protocol::Http1,
-            };
             let conn = Conn::new(peer, "https", shared, settings, activity, drain);
-            conn.serve(tls, protocol).await;
+            match tls.get_ref().1.alpn_protocol() {
+                Some(b"h2") if conn.settings.http2 => {
+                    // After ALPN `h2` the connection speaks only HTTP/2: anything else than the
+                    // preface is a connection error (RFC 9113 §3.4), answered with a GOAWAY
+                    // (hyper's h2 closes without one).
+                    match tokio::time::timeout(head, sniff(tls)).await {
+                        Ok(Ok((Protocol::Http2, tls))) => conn.serve(tls, Protocol::Http2).await,
+                        Ok(Ok((Protocol::Http1, mut tls))) => {
+                            let _ = tls.inner.write_all(&GOAWAY_PROTOCOL_ERROR).await;
+                            let _ = tls.inner.shutdown().await;
+                        }
+                        Ok(Err(_)) | Err(_) => tracing::debug!("no HTTP/2 preface in time"),
+                    }
+                }
+                _ => conn.serve(tls, Protocol::Http1).await,
+            }
         }
         None if settings.http2 => {
             let sniffed = tokio::time::timeout(head, sniff(stream)).await;
@@ -114,8 +125,17 @@ pub(super) async fn serve_connection(
     }
 }
 
+/// The server's connection preface (an empty SETTINGS frame), then GOAWAY with last stream 0
+/// and PROTOCOL_ERROR.
+const GOAWAY_PROTOCOL_ERROR: [u8; 26] = [
+    0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS, no parameters
+    0, 0, 8, 0x7, 0, 0, 0, 0, 0, // GOAWAY, 8 bytes, stream 0
+    0, 0, 0, 0, // last stream id
+    0, 0, 0, 1, // PROTOCOL_ERROR
+];
+
 /// Reads until the bytes are known to be, or not to be, the HTTP/2 preface; hands them back.
-async fn sniff(mut stream: TcpStream) -> io::Result<(Protocol, Rewind<TcpStream>)> {
+async fn sniff<I: AsyncRead + Unpin>(mut stream: I) -> io::Result<(Protocol, Rewind<I>)> {
     let mut seen = Vec::with_capacity(PREFACE.len());
     while seen.len() < PREFACE.len() && PREFACE.starts_with(&seen) {
         let mut chunk = [0u8; 24];
