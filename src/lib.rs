@@ -9,10 +9,12 @@
 //! - `config`: the TOML file → a validated `Config` (every problem reported with its key).
 //! - `state`: `Shared` (process lifetime: sessions, certificate resolver) and `Snapshot` (one
 //!   configuration generation: routes, users, keys), swapped atomically on reload.
-//! - `server`: accept loop, per-connection TLS and HTTP/1.1 + HTTP/2, signals.
+//! - `server`: one accept loop for the gateway and admin listeners, per-connection TLS and
+//!   HTTP/1.1 or HTTP/2 (by ALPN), head and idle deadlines, lingering close, signals.
+//! - `front`: the front door: each request made canonical once (path, host, client address).
 //! - `gateway`: the infallible service that runs the request phases.
 //! - `reject`: every gateway-made error response, mapped in one table.
-//! - `route`: path safety and host + longest-prefix matching.
+//! - `route`: the canonical path and host, and host + longest-prefix matching.
 //! - `auth`: bearer parsing, JWT verification and the verified-token cache, revocation check,
 //!   roles.
 //! - `token`: the token and logout endpoints; minting; keys and `kid`s.
@@ -28,7 +30,8 @@
 //!
 //! # Request lifecycle
 //!
-//! request id → the gateway's own endpoint (token, logout), else path check → route match →
+//! request id → front door (canonical path and host, client address) → the gateway's own
+//! endpoint (token, logout, ...), else route match →
 //! authenticate (bearer, cached or checked signature and claims, deny list) → authorize (roles) → rewrite the
 //! upstream request → forward → rewrite the response → access log.
 
