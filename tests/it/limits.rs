@@ -742,6 +742,17 @@ async fn a_tunnel_without_a_byte_for_idle_timeout_is_closed() {
     assert!(closed < Duration::from_millis(2500), "{closed:?}");
 }
 
+#[tokio::test]
+async fn the_drain_closes_tunnels_at_once() {
+    let (_upstream, mut gw) = gateway(options("shutdown_grace = \"30s\"")).await;
+    let mut tunnel = open_tunnel(&gw).await;
+    echo(&mut tunnel, b"before the drain").await;
+    gw.shutdown();
+    let closed = wire::closed_within(&mut tunnel, Duration::from_secs(3)).await;
+    let closed = closed.expect("a tunnel is still open 3 s into a 30 s drain");
+    assert!(closed < Duration::from_secs(2), "{closed:?}");
+}
+
 // ---- §5: after ALPN h2 the connection speaks only HTTP/2 ----
 
 #[tokio::test]

@@ -217,11 +217,18 @@ impl TestGateway {
     }
 }
 
-impl Drop for TestGateway {
-    fn drop(&mut self) {
+impl TestGateway {
+    /// Starts the gateway's drain, as SIGTERM does (dropping the gateway does it too).
+    pub(crate) fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
