@@ -58,7 +58,7 @@ fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
     let Ok(host) = crate::route::canonical_host(host) else {
         return false;
     };
-    let name = host.name.as_str();
+    let name = host.name();
     name.starts_with('[')
         || name.parse::<std::net::Ipv4Addr>().is_ok()
         || name == "localhost"

@@ -149,7 +149,7 @@ mod tests {
         hosts: &[&str],
     ) -> Result<Option<String>, RouteError> {
         let mut req = request(version, target, hosts);
-        admit(&mut req, PEER, &[]).map(|a| a.host.map(|h| h.authority()))
+        admit(&mut req, PEER, &[]).map(|a| a.host.map(|h| h.authority().to_owned()))
     }
 
     #[test]
@@ -164,7 +164,7 @@ mod tests {
         );
         let admitted = admit(&mut req, PEER, &[]).unwrap();
         assert_eq!(req.uri().to_string(), "/a");
-        assert_eq!(admitted.host.unwrap().name, "secure.test");
+        assert_eq!(admitted.host.unwrap().name(), "secure.test");
         let mut req = request(Version::HTTP_11, "/a?b", &["h"]);
         admit(&mut req, PEER, &[]).unwrap();
         assert_eq!(req.uri().to_string(), "/a?b");

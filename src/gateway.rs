@@ -178,7 +178,7 @@ async fn handle_inner(
         return token::discovery::handle_metadata(ctx, &req);
     }
 
-    let host = ctx.host.as_ref().map(|h| h.name.as_str());
+    let host = ctx.host.as_ref().map(Host::name);
     let route = snapshot.router.find(host, path)?;
     ctx.route = Some(route.config.name.clone());
 
@@ -195,12 +195,11 @@ async fn handle_inner(
             Some(identity)
         }
     };
-    let authority = ctx.host.as_ref().map(Host::authority);
     let hop = Hop {
         peer: ctx.peer.ip(),
         trusted_peer: ctx.trusted_peer,
         scheme: ctx.scheme,
-        host: authority.as_deref(),
+        host: ctx.host.as_ref().map(Host::authority),
         request_id: &ctx.request_id,
     };
     let forwarded = proxy::forward(

@@ -535,7 +535,7 @@ fn routes(c: &mut Checker, raw: Vec<raw::Route>, endpoints: &Endpoints) -> Vec<R
             r.host
                 .filter(|h| !h.is_empty())
                 .map(|h| match crate::route::canonical_host(&h) {
-                    Ok(canonical) if canonical.port.is_none() => canonical.name,
+                    Ok(canonical) if canonical.port().is_none() => canonical.name().to_owned(),
                     _ => {
                         c.issue(
                             format!("{key}.host"),

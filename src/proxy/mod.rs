@@ -127,8 +127,12 @@ pub async fn forward(
         .flatten()
         .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
     let (mut parts, inbound) = req.into_parts();
-    let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().map(str::to_owned);
+    // A cheap clone (shared bytes): the canonical target, kept while `parts.uri` is rewritten.
+    let target_pq = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     parts.version = upstream.version;
     headers::rewrite_request(hop, route, identity, &mut parts.headers);
     let http2 = upstream.version == Version::HTTP_2;
@@ -158,8 +162,14 @@ pub async fn forward(
             Some(host) => host,
             None => target.authority.as_str(),
         };
-        parts.uri = upstream_uri(route, target, authority, &path, query.as_deref())
-            .map_err(ProxyError::Target)?;
+        parts.uri = upstream_uri(
+            route,
+            target,
+            authority,
+            target_pq.path(),
+            target_pq.query(),
+        )
+        .map_err(ProxyError::Target)?;
         let request = Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
         match tokio::time::timeout(timeout, upstream.client.send(target, request)).await {
             Err(_) => return Err(ProxyError::Timeout),

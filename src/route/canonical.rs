@@ -142,28 +142,37 @@ fn check_segments(path: &str) -> Result<(), RouteError> {
     Ok(())
 }
 
-/// A request's host, canonical: `name` is lower case without a trailing dot (an IPv6 literal
-/// keeps its brackets), `port` as the client sent it.
+/// A request's host, canonical: the name in lower case without a trailing dot (an IPv6
+/// literal keeps its brackets), and the port as the client sent it. Kept as one string,
+/// `name[:port]`, as it is forwarded.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct Host {
-    pub name: String,
-    pub port: Option<u16>,
+    authority: String,
+    name_len: usize,
 }
 
 impl Host {
+    /// The host name, without port: what routes match on.
+    pub fn name(&self) -> &str {
+        &self.authority[..self.name_len]
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.authority[self.name_len..]
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+    }
+
     /// `name[:port]`, as it is forwarded (`Host`, `:authority`, `X-Forwarded-Host`).
-    pub fn authority(&self) -> String {
-        match self.port {
-            Some(port) => format!("{}:{port}", self.name),
-            None => self.name.clone(),
-        }
+    pub fn authority(&self) -> &str {
+        &self.authority
     }
 }
 
 /// The canonical form of a `Host` value or `:authority` (no user info: `a@b` is refused).
 pub fn canonical_host(raw: &str) -> Result<Host, RouteError> {
     let bad = RouteError::BadHost;
-    let (name, port) = if let Some(rest) = raw.strip_prefix('[') {
+    let (mut authority, port) = if let Some(rest) = raw.strip_prefix('[') {
         let (literal, after) = rest.split_once(']').ok_or(bad)?;
         let ip: Ipv6Addr = literal.parse().map_err(|_| bad)?;
         (format!("[{ip}]"), port_of(after.strip_prefix(':'), after)?)
@@ -185,9 +194,18 @@ pub fn canonical_host(raw: &str) -> Result<Host, RouteError> {
             Some(p) => port_of(Some(p), p)?,
             None => None,
         };
-        (name.to_ascii_lowercase(), port)
+        let mut authority = String::with_capacity(name.len() + 6);
+        authority.extend(name.chars().map(|c| c.to_ascii_lowercase()));
+        (authority, port)
     };
-    Ok(Host { name, port })
+    let name_len = authority.len();
+    if let Some(port) = port {
+        let _ = write!(authority, ":{port}");
+    }
+    Ok(Host {
+        authority,
+        name_len,
+    })
 }
 
 /// `Some(digits)` → the port (empty → none); `None` with a non-empty `rest` → refused.
@@ -305,24 +323,17 @@ mod tests {
     #[test]
     fn hosts_are_lower_case_without_trailing_dot_or_port() {
         let host = |s: &str| canonical_host(s).unwrap();
+        assert_eq!(host("Secure.Test.").authority(), "secure.test");
+        let h = host("SECURE.test:8443");
         assert_eq!(
-            host("Secure.Test."),
-            Host {
-                name: "secure.test".into(),
-                port: None
-            }
-        );
-        assert_eq!(
-            host("SECURE.test:8443"),
-            Host {
-                name: "secure.test".into(),
-                port: Some(8443)
-            }
+            (h.name(), h.port(), h.authority()),
+            ("secure.test", Some(8443), "secure.test:8443")
         );
         assert_eq!(host("127.0.0.1:80").authority(), "127.0.0.1:80");
         assert_eq!(host("[::1]:8443").authority(), "[::1]:8443");
-        assert_eq!(host("[0:0::1]").name, "[::1]");
-        assert_eq!(host("example.com:").port, None);
+        assert_eq!(host("[0:0::1]").name(), "[::1]");
+        assert_eq!(host("example.com:").port(), None);
+        assert_eq!(host("example.com:0080").authority(), "example.com:80");
         for bad in [
             "", ".", "a..b", "x@y", "a/b", "a b", "a%2eb", "[::1", "[zz]", "h:99999", "h:1:2",
             "[::1]x",

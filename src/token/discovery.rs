@@ -76,7 +76,7 @@ pub fn handle_metadata<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response
 fn request_authority(ctx: &RequestCtx) -> String {
     ctx.host
         .as_ref()
-        .map_or_else(|| "localhost".to_owned(), crate::route::Host::authority)
+        .map_or_else(|| "localhost".to_owned(), |h| h.authority().to_owned())
 }
 
 fn require_get<B>(req: &Request<B>) -> Result<(), Rejection> {
