@@ -112,7 +112,7 @@ impl EmbeddedStore {
     }
 
     pub(super) async fn revoke(&self, sid: &str, until: u64) -> Result<bool, StoreError> {
-        let live = self.memory.revoke(sid, until);
+        let (live, until) = self.memory.revoke(sid, until);
         let done = self.submit(Change::Revoke {
             sid: sid.to_owned(),
             until,
@@ -250,9 +250,16 @@ mod tests {
             let next = Rotation {
                 token_id: "t2".to_owned(),
                 expires_at: 20_000,
+                access_until: 0,
             };
             store.rotate("a", "t1", next, 500).await.unwrap();
             store.revoke("b", 900).await.unwrap();
+            let d = Session {
+                access_until: 5_000,
+                ..session("d", "t1")
+            };
+            store.create(d).await.unwrap();
+            store.revoke("d", 900).await.unwrap();
         }
         // The writer thread exits once the store is dropped; the lock on the file goes with it.
         let store = loop {
@@ -267,9 +274,21 @@ mod tests {
         assert_eq!(store.memory.get("a").unwrap().token_id, "t2");
         assert!(store.memory.get("b").is_none());
         assert!(store.memory.deny_list().is_denied("b"));
+        assert_eq!(
+            store.memory.deny_list().until("d"),
+            Some(5_000),
+            "the session's own deadline was recorded, not the floor"
+        );
         assert_eq!(store.memory.get("c").unwrap().token_id, "t1");
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn records_written_before_access_until_load_with_zero() {
+        let old = br#"{"sid":"s","user":"u","token_id":"t","created_at":1,"expires_at":9}"#;
+        let session: Session = serde_json::from_slice(old).unwrap();
+        assert_eq!((session.expires_at, session.access_until), (9, 0));
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct TokenResponse {
     /// The refresh token's `exp`, for the store; not part of the JSON.
     #[serde(skip)]
     pub refresh_exp: u64,
+    /// The access token's `exp`, for the store's revocation deadline; not part of the JSON.
+    #[serde(skip)]
+    pub access_exp: u64,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for TokenResponse {
         f.debug_struct("TokenResponse")
             .field("expires_in", &self.expires_in)
             .field("refresh_exp", &self.refresh_exp)
+            .field("access_exp", &self.access_exp)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +119,7 @@ pub fn mint(
         access_expires_at: rfc3339_7(access_at),
         refresh_expires_at: rfc3339_7(refresh_at),
         refresh_exp: refresh.exp,
+        access_exp: access.exp,
     })
 }
 

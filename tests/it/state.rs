@@ -128,3 +128,157 @@ async fn purge_forgets_sessions_once_their_refresh_tokens_expire() {
         assert_eq!(gw.shared.sessions.len(), 0, "{name}");
     }
 }
+
+/// How a test revokes Alice's session.
+#[derive(Clone, Copy, Debug)]
+enum Revocation {
+    Logout,
+    /// RFC 7009 with the refresh token, so that only the store knows the access token's expiry.
+    RevokeRefreshToken,
+    AdminOne,
+    AdminUser,
+    /// A refresh (minting a short-lived access token) and then the spent refresh token again.
+    Reuse,
+    /// A refresh after Alice was removed from the users file.
+    RemovedUser,
+}
+
+/// Logs Alice in under `access_ttl = 60s`, reloads with `access_ttl = 2s`, revokes her session
+/// by `how`, and checks that her first access token stays refused after a purge 10 s later
+/// (today's settings would say every token has expired by then; hers lives 60 s).
+async fn stays_denied_after_the_access_ttl_was_lowered(how: Revocation) {
+    for (name, store, _redis) in stores() {
+        let (_upstream, gw) = on_store(&store, "access_ttl = \"60s\"").await;
+        let alice = gw.login(ALICE).await;
+        let lowered = Options {
+            store: store.clone(),
+            tokens: "access_ttl = \"2s\"",
+            ..Options::default()
+        };
+        gw.reload(&lowered).unwrap();
+        revoke(&gw, how, &alice).await;
+        assert_eq!(
+            gw.get("/hello", Some(&alice.access)).await.status,
+            401,
+            "{name} {how:?}"
+        );
+
+        gw.shared.purge(unix_now() + 10, Instant::now()).await;
+        assert_eq!(
+            gw.get("/hello", Some(&alice.access)).await.status,
+            401,
+            "{name} {how:?}: accepted again after a purge, well before its own expiry"
+        );
+        // Once the token itself has expired, the entry goes.
+        gw.shared.purge(unix_now() + 62, Instant::now()).await;
+        assert!(gw.shared.sessions.deny_list().is_empty(), "{name} {how:?}");
+    }
+}
+
+async fn revoke(gw: &TestGateway, how: Revocation, alice: &crate::support::Tokens) {
+    match how {
+        Revocation::Logout => assert_eq!(gw.logout(&alice.access).await.status, 200),
+        Revocation::RevokeRefreshToken => {
+            let req = http::Request::post("/api/oauth2/revoke")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(crate::support::full(format!("token={}", alice.refresh)))
+                .unwrap();
+            assert_eq!(gw.send(req).await.status, 200);
+        }
+        Revocation::AdminOne => {
+            let sid = crate::support::decode_parts(&alice.access).1["sid"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let reply = gw.admin("DELETE", &format!("/admin/sessions/{sid}")).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+        Revocation::AdminUser => {
+            let reply = gw.admin("DELETE", "/admin/users/alice/sessions").await;
+            assert_eq!(reply.json()["revoked"], 1, "{}", reply.text());
+        }
+        Revocation::Reuse => {
+            assert_eq!(gw.refresh(&alice.refresh).await.status, 200);
+            gw.refresh(&alice.refresh)
+                .await
+                .assert_oauth_error(400, "invalid_grant");
+        }
+        Revocation::RemovedUser => {
+            let only_bob = portcullis::init::users_toml(BOB.0, BOB.1, &["admin", "user"]);
+            portcullis::keygen::write_private(
+                &gw.dir.path().join("users.toml"),
+                only_bob.as_bytes(),
+            )
+            .unwrap();
+            portcullis::reload::reload(&gw.shared, &gw.dir.path().join("portcullis.toml")).unwrap();
+            gw.refresh(&alice.refresh)
+                .await
+                .assert_oauth_error(400, "invalid_grant");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_logout_stays_in_force_until_the_sessions_own_tokens_expire() {
+    stays_denied_after_the_access_ttl_was_lowered(Revocation::Logout).await;
+}
+
+#[tokio::test]
+async fn an_rfc7009_revocation_stays_in_force_until_the_sessions_own_tokens_expire() {
+    stays_denied_after_the_access_ttl_was_lowered(Revocation::RevokeRefreshToken).await;
+}
+
+#[tokio::test]
+async fn an_admin_revocation_stays_in_force_until_the_sessions_own_tokens_expire() {
+    stays_denied_after_the_access_ttl_was_lowered(Revocation::AdminOne).await;
+    stays_denied_after_the_access_ttl_was_lowered(Revocation::AdminUser).await;
+}
+
+#[tokio::test]
+async fn reuse_detection_stays_in_force_until_the_sessions_own_tokens_expire() {
+    stays_denied_after_the_access_ttl_was_lowered(Revocation::Reuse).await;
+}
+
+#[tokio::test]
+async fn removing_a_user_stays_in_force_until_the_sessions_own_tokens_expire() {
+    stays_denied_after_the_access_ttl_was_lowered(Revocation::RemovedUser).await;
+}
+
+#[tokio::test]
+async fn another_redis_instance_learns_the_sessions_own_deadline() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let store = format!("kind = \"redis\"\nurl = \"{}\"", redis.url());
+    let (_upstream, a) = on_store(&store, "access_ttl = \"60s\"").await;
+    let (_upstream_b, b) = on_store(&store, "access_ttl = \"2s\"").await;
+    let alice = a.login(ALICE).await;
+    assert_eq!(b.get("/hello", Some(&alice.access)).await.status, 200);
+    a.reload(&Options {
+        store: store.clone(),
+        tokens: "access_ttl = \"2s\"",
+        ..Options::default()
+    })
+    .unwrap();
+    let sid = crate::support::decode_parts(&alice.access).1["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        a.admin("DELETE", &format!("/admin/sessions/{sid}"))
+            .await
+            .status,
+        200
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while b.get("/hello", Some(&alice.access)).await.status != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "B never learnt of the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    b.shared.purge(unix_now() + 10, Instant::now()).await;
+    assert_eq!(b.get("/hello", Some(&alice.access)).await.status, 401);
+}
