@@ -747,6 +747,33 @@ mod tests {
     }
 
     #[test]
+    fn durations_longer_than_100_years_are_refused_naming_the_key() {
+        let err = parse(
+            r#"
+            [server]
+            idle_timeout = "36501d"
+            [tokens]
+            max_session_lifetime = "36500d"
+            [login]
+            lockout = "999999999999d"
+            [[routes]]
+            path_prefix = "/"
+            upstreams = ["http://127.0.0.1:1"]
+            timeout = "3153600001s"
+            "#,
+        )
+        .unwrap_err();
+        assert!(
+            err.0.iter().all(|i| i.problem.contains("100 years")),
+            "{err}"
+        );
+        assert_eq!(
+            keys(err),
+            ["server.idle_timeout", "login.lockout", "routes[0].timeout"]
+        );
+    }
+
+    #[test]
     fn redis_store_settings_are_checked_without_echoing_the_url() {
         let cfg = parse("[store]\nkind = \"redis\"\nurl = \"rediss://:pw@h:6380/1\"\n").unwrap();
         assert!(
