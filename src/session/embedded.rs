@@ -6,7 +6,8 @@
 //! fsync instead of queueing for one each. A caller's future completes only once its change is
 //! on disk, so a response never promises what a crash could take back. If a commit fails, the
 //! in-memory change is undone (a revocation stays in force in memory) and the caller gets
-//! `StoreError::Commit`.
+//! `StoreError::Commit`. The file holds every session's refresh-token id: it is created with
+//! mode 0600, and tightened to 0600 when it is found looser.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -48,6 +49,12 @@ impl EmbeddedStore {
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_err(redb::Error::Io(e)))?;
+        }
+        if crate::keygen::ensure_private(path).map_err(|e| open_err(redb::Error::Io(e)))? {
+            tracing::warn!(
+                store = %path.display(),
+                "the session store was readable by group or others; its mode is now 0600"
+            );
         }
         let db = Database::create(path).map_err(|e| open_err(e.into()))?;
         let memory = MemoryStore::new();
@@ -280,6 +287,33 @@ mod tests {
             "the session's own deadline was recorded, not the floor"
         );
         assert_eq!(store.memory.get("c").unwrap().token_id, "t1");
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_file_is_created_0600_and_tightened_when_looser() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = std::env::temp_dir().join(format!("portcullis-store-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("sessions.db");
+        drop(EmbeddedStore::open(&path, 0).unwrap());
+        assert_eq!(mode(&path), 0o600);
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // The writer thread of the first store lets go of the file's lock shortly after the drop.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let store = loop {
+            match EmbeddedStore::open(&path, 0) {
+                Ok(store) => break store,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(mode(&path), 0o600);
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -282,3 +282,17 @@ async fn another_redis_instance_learns_the_sessions_own_deadline() {
     b.shared.purge(unix_now() + 10, Instant::now()).await;
     assert_eq!(b.get("/hello", Some(&alice.access)).await.status, 401);
 }
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_embedded_store_file_is_readable_by_its_owner_only() {
+    let (_upstream, gw) = gateway(Options::default()).await;
+    gw.login(ALICE).await;
+    assert_eq!(mode(&gw.dir.path().join("sessions.db")), 0o600);
+}
