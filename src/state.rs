@@ -15,6 +15,7 @@ use rustls::sign::CertifiedKey;
 use crate::auth::verify::validation;
 use crate::config::StoreConfig;
 use crate::config::{Config, ConfigErrors, ConfigIssue};
+use crate::keygen::NotPrivate;
 use crate::login::Users;
 use crate::route::Router;
 use crate::server::tls;
@@ -54,15 +55,26 @@ impl Snapshot {
             })
             .ok();
         let certificate = match &config.server.tls {
-            Some(files) => tls::load_certified_key(&files.cert, &files.key)
-                .map(|k| Some(Arc::new(k)))
+            // The private key must be private, like the signing key; then both files must load.
+            Some(files) => crate::keygen::check_private(&files.key)
                 .map_err(|e| {
                     issues.push(ConfigIssue::new(
-                        "server.tls_cert",
+                        "server.tls_key",
                         crate::telemetry::error_chain(&e),
                     ))
                 })
-                .unwrap_or(None),
+                .ok()
+                .and_then(|()| {
+                    tls::load_certified_key(&files.cert, &files.key)
+                        .map_err(|e| {
+                            issues.push(ConfigIssue::new(
+                                "server.tls_cert",
+                                crate::telemetry::error_chain(&e),
+                            ))
+                        })
+                        .ok()
+                })
+                .map(Arc::new),
             None => None,
         };
         let router = Router::new(&config.routes)
@@ -94,8 +106,8 @@ impl Snapshot {
 fn key_of(e: &KeyError, signing_key: &std::path::Path) -> &'static str {
     match e {
         KeyError::UnsupportedAlgorithm(_) => "tokens.algorithm",
-        KeyError::Read(path, _)
-        | KeyError::Permissions(path, _)
+        KeyError::Permissions(NotPrivate { path, .. })
+        | KeyError::Read(path, _)
         | KeyError::Parse(path)
         | KeyError::WrongType(path, _) => {
             if path == signing_key {

@@ -296,3 +296,41 @@ async fn the_embedded_store_file_is_readable_by_its_owner_only() {
     gw.login(ALICE).await;
     assert_eq!(mode(&gw.dir.path().join("sessions.db")), 0o600);
 }
+
+#[cfg(unix)]
+#[test]
+fn check_refuses_a_tls_key_or_users_file_that_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    for (file, key) in [
+        ("gateway.key", "server.tls_key"),
+        ("users.toml", "login.users_file"),
+    ] {
+        let dir = crate::support::TempDir::new();
+        let upstream = "127.0.0.1:9".parse().unwrap();
+        let config = crate::support::write_config(dir.path(), upstream, &Options::default());
+        let check = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .arg("check")
+                .arg("-c")
+                .arg(&config)
+                .output()
+                .unwrap()
+        };
+        let out = check();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let path = dir.path().join(file);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = check();
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(key) && stderr.contains("mode 644") && stderr.contains("chmod 600"),
+            "{file}: {stderr}"
+        );
+    }
+}
