@@ -189,6 +189,7 @@ async fn rotate_rate(store: Arc<SessionStore>, callers: usize, run_for: Duration
                     token_id: "0".to_owned(),
                     created_at: 0,
                     expires_at: u64::MAX / 2,
+                    access_until: 0,
                 };
                 store.create(session).await.unwrap();
                 let mut n = 0u64;
@@ -196,6 +197,7 @@ async fn rotate_rate(store: Arc<SessionStore>, callers: usize, run_for: Duration
                     let next = Rotation {
                         token_id: (n + 1).to_string(),
                         expires_at: u64::MAX / 2,
+                        access_until: 0,
                     };
                     store.rotate(&sid, &n.to_string(), next, 0).await.unwrap();
                     n += 1;

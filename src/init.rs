@@ -1,8 +1,9 @@
 //! `portcullis init`: a certificate, a signing key, a starter configuration and a first user.
 //!
-//! Writes `DIR/certs/gateway.crt`, `DIR/certs/gateway.key`, `DIR/certs/signing.pem` (0600),
-//! `DIR/config/portcullis.toml` and `DIR/config/users.toml` (0600, user `admin` with a random
-//! password printed once). Refuses to touch anything if one of them exists, unless `--force`; a
+//! Writes `DIR/certs/gateway.crt`, `DIR/certs/gateway.key` and `DIR/certs/signing.pem` (both
+//! keys 0600), `DIR/config/portcullis.toml` and `DIR/config/users.toml` (0600, user `admin` with
+//! a random password printed once). The gateway refuses the keys and the users file if group or
+//! others can read them. Refuses to touch anything if one of them exists, unless `--force`; a
 //! `portcullis.toml` identical to the one it would write is not in the way.
 #![allow(clippy::print_stdout)]
 

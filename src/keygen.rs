@@ -1,10 +1,12 @@
-//! Generating key material at run time: the TLS certificate and the JWT signing key.
+//! Generating key material at run time (the TLS certificate and the JWT signing key), and the
+//! one rule for private files: written with mode 0600 ([`write_private`], [`ensure_private`]),
+//! refused when group or others may access them ([`check_private`]).
 //!
 //! Used by `portcullis init`, `portcullis demo` and the tests. Nothing generated here is ever
-//! committed; private keys are written with mode 0600.
+//! committed.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
@@ -58,18 +60,68 @@ pub fn signing_key_pem_for(algorithm: jsonwebtoken::Algorithm) -> Result<String,
 /// Writes `contents` to a new file at `path` readable by its owner only (mode 0600),
 /// replacing an existing file.
 pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    ensure_private(path)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?
+        .write_all(contents)
+}
+
+/// Makes `path` a file readable by its owner only: created empty with mode 0600 if it does not
+/// exist, its mode tightened to 0600 if group or others may access it. Returns whether an
+/// existing file had to be tightened. (Elsewhere than on Unix: only creates it.)
+pub fn ensure_private(path: &Path) -> std::io::Result<bool> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::OpenOptionsExt;
+        // `mode` applies only when the file is created; an existing one is tightened below.
         options.mode(0o600);
-        // `mode` applies only when the file is created; tighten an existing one too.
-        if path.exists() {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            return Ok(true);
         }
     }
-    options.open(path)?.write_all(contents)
+    Ok(false)
+}
+
+/// Refuses a private file (a key, the users file) that group or others may access. A file that
+/// cannot be examined passes: reading it reports why. (Elsewhere than on Unix: always `Ok`.)
+pub fn check_private(path: &Path) -> Result<(), NotPrivate> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(NotPrivate {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// A file that must be private but that group or others may access.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+    .path.display(), .mode, .path.display()
+)]
+pub struct NotPrivate {
+    pub path: PathBuf,
+    pub mode: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,4 +130,42 @@ pub enum KeygenError {
     Cert(#[source] rcgen::Error),
     #[error("cannot generate a {0:?} key")]
     Key(jsonwebtoken::Algorithm),
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_files_are_created_and_kept_0600() {
+        let dir = std::env::temp_dir().join(format!("portcullis-keygen-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        assert!(!ensure_private(&path).unwrap(), "created, not tightened");
+        assert_eq!(mode(&path), 0o600);
+        check_private(&path).unwrap();
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = check_private(&path).unwrap_err();
+        assert_eq!(err.mode, 0o644);
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        write_private(&path, b"x").unwrap();
+        assert_eq!(
+            (mode(&path), std::fs::read(&path).unwrap()),
+            (0o600, b"x".to_vec())
+        );
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(ensure_private(&path).unwrap(), "tightened");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"x", "the contents are kept");
+        check_private(&dir.join("missing")).unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

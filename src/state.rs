@@ -6,6 +6,7 @@
 //! certificate resolver the TLS acceptor keeps.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::Validation;
@@ -14,6 +15,7 @@ use rustls::sign::CertifiedKey;
 use crate::auth::verify::validation;
 use crate::config::StoreConfig;
 use crate::config::{Config, ConfigErrors, ConfigIssue};
+use crate::keygen::NotPrivate;
 use crate::login::Users;
 use crate::route::Router;
 use crate::server::tls;
@@ -53,15 +55,26 @@ impl Snapshot {
             })
             .ok();
         let certificate = match &config.server.tls {
-            Some(files) => tls::load_certified_key(&files.cert, &files.key)
-                .map(|k| Some(Arc::new(k)))
+            // The private key must be private, like the signing key; then both files must load.
+            Some(files) => crate::keygen::check_private(&files.key)
                 .map_err(|e| {
                     issues.push(ConfigIssue::new(
-                        "server.tls_cert",
+                        "server.tls_key",
                         crate::telemetry::error_chain(&e),
                     ))
                 })
-                .unwrap_or(None),
+                .ok()
+                .and_then(|()| {
+                    tls::load_certified_key(&files.cert, &files.key)
+                        .map_err(|e| {
+                            issues.push(ConfigIssue::new(
+                                "server.tls_cert",
+                                crate::telemetry::error_chain(&e),
+                            ))
+                        })
+                        .ok()
+                })
+                .map(Arc::new),
             None => None,
         };
         let router = Router::new(&config.routes)
@@ -93,8 +106,8 @@ impl Snapshot {
 fn key_of(e: &KeyError, signing_key: &std::path::Path) -> &'static str {
     match e {
         KeyError::UnsupportedAlgorithm(_) => "tokens.algorithm",
-        KeyError::Read(path, _)
-        | KeyError::Permissions(path, _)
+        KeyError::Permissions(NotPrivate { path, .. })
+        | KeyError::Read(path, _)
         | KeyError::Parse(path)
         | KeyError::WrongType(path, _) => {
             if path == signing_key {
@@ -189,7 +202,22 @@ impl Shared {
         Ok(())
     }
 
-    /// Starts the background purge of expired sessions and deny-list entries and, with Redis,
+    /// One maintenance pass over every map that lives as long as the process: the login
+    /// throttle and the refresh replay window (against `now`), the current snapshot's
+    /// verified-token cache, the sessions and the deny list (against `now_unix`, Unix seconds).
+    /// Entries still live at that time are kept. The times are passed in, so that tests can
+    /// purge "in the future"; `spawn_maintenance` passes the clock.
+    pub async fn purge(&self, now_unix: u64, now: Instant) {
+        let snapshot = self.snapshot();
+        self.throttle
+            .purge(crate::login::Limits::from(&snapshot.config.login), now);
+        self.replays
+            .purge(snapshot.config.tokens.refresh_grace, now);
+        snapshot.token_cache.purge(now_unix);
+        self.sessions.purge(now_unix).await;
+    }
+
+    /// Starts the background maintenance ([`Shared::purge`] every 30 s) and, with Redis,
     /// following revocations made by other instances.
     pub fn spawn_maintenance(self: &Arc<Self>) {
         if let SessionStore::Redis(redis) = &self.sessions {
@@ -197,16 +225,19 @@ impl Shared {
         }
         let shared = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
             loop {
                 tick.tick().await;
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                let now = crate::session::unix_now();
-                shared.snapshot().token_cache.purge(now);
-                shared.sessions.purge(now).await;
+                shared
+                    .purge(crate::session::unix_now(), Instant::now())
+                    .await;
             }
         });
     }
 }
+
+/// How often [`Shared::spawn_maintenance`] runs a purge.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);

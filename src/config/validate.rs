@@ -485,6 +485,12 @@ fn users(c: &mut Checker, prefix: &str, raw: Vec<raw::User>) -> Vec<UserConfig> 
 
 fn users_file(c: &mut Checker, path: &Path) -> Vec<UserConfig> {
     let key = "login.users_file";
+    // Password hashes are secrets too: the file is refused, like the signing key, if group or
+    // others may read it.
+    if let Err(e) = crate::keygen::check_private(path) {
+        c.issue(key, e.to_string());
+        return Vec::new();
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
@@ -752,6 +758,51 @@ mod tests {
                 "routes[0].auth",
             ]
         );
+    }
+
+    #[test]
+    fn durations_longer_than_100_years_are_refused_naming_the_key() {
+        let err = parse(
+            r#"
+            [server]
+            idle_timeout = "36501d"
+            [tokens]
+            max_session_lifetime = "36500d"
+            [login]
+            lockout = "999999999999d"
+            [[routes]]
+            path_prefix = "/"
+            upstreams = ["http://127.0.0.1:1"]
+            timeout = "3153600001s"
+            "#,
+        )
+        .unwrap_err();
+        assert!(
+            err.0.iter().all(|i| i.problem.contains("100 years")),
+            "{err}"
+        );
+        assert_eq!(
+            keys(err),
+            ["server.idle_timeout", "login.lockout", "routes[0].timeout"]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_users_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("portcullis-users-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("users.toml");
+        std::fs::write(&file, "").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let config = format!("[login]\nusers_file = {:?}\n", file.display().to_string());
+        let err = parse(&config).unwrap_err();
+        assert!(err.to_string().contains("mode 640"), "{err}");
+        assert_eq!(keys(err), ["login.users_file"]);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        parse(&config).unwrap();
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

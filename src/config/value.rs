@@ -6,11 +6,16 @@
 use std::fmt;
 use std::time::Duration;
 
-/// A non-negative duration written as an integer and one unit: `ms`, `s`, `m`, `h` or `d`.
+/// A non-negative duration written as an integer and one unit: `ms`, `s`, `m`, `h` or `d`, at
+/// most [`Span::MAX`].
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Ord, PartialOrd)]
 pub struct Span(pub Duration);
 
 impl Span {
+    /// The longest duration accepted: 100 years (36500 days). Anything longer means "for ever"
+    /// in practice, and `Instant` or `SystemTime` arithmetic with it could overflow.
+    pub const MAX: Duration = Duration::from_secs(36_500 * 86_400);
+
     /// Parses `"500ms"`, `"30s"`, `"15m"`, `"2h"`, `"14d"`.
     pub fn parse(text: &str) -> Result<Self, SpanError> {
         let text = text.trim();
@@ -22,16 +27,17 @@ impl Span {
             return Err(SpanError::MissingNumber);
         }
         let n: u64 = digits.parse().map_err(|_| SpanError::TooLarge)?;
-        let secs_per_unit = match unit {
-            "ms" => return Ok(Span(Duration::from_millis(n))),
-            "s" => 1,
-            "m" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
+        let duration = match unit {
+            "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
+            "h" => n.checked_mul(3_600).map(Duration::from_secs),
+            "d" => n.checked_mul(86_400).map(Duration::from_secs),
             _ => return Err(SpanError::UnknownUnit),
         };
-        n.checked_mul(secs_per_unit)
-            .map(|s| Span(Duration::from_secs(s)))
+        duration
+            .filter(|d| *d <= Self::MAX)
+            .map(Span)
             .ok_or(SpanError::TooLarge)
     }
 
@@ -55,7 +61,7 @@ pub enum SpanError {
     MissingNumber,
     #[error("unknown unit: use ms, s, m, h or d, e.g. \"15m\"")]
     UnknownUnit,
-    #[error("the number is too large")]
+    #[error("longer than 100 years (36500d), the longest duration accepted")]
     TooLarge,
 }
 
@@ -86,5 +92,19 @@ mod tests {
             Span::parse("99999999999999999999d"),
             Err(SpanError::TooLarge)
         );
+    }
+
+    #[test]
+    fn caps_durations_at_100_years() {
+        assert_eq!(Span::parse("36500d").unwrap().0, Span::MAX);
+        assert_eq!(Span::parse("876000h").unwrap().0, Span::MAX);
+        for text in ["36501d", "999999999999d", "3153600001s", "3153600000001ms"] {
+            assert_eq!(Span::parse(text), Err(SpanError::TooLarge), "{text}");
+        }
+        // The cap keeps clock arithmetic in range.
+        assert!(std::time::Instant::now().checked_add(Span::MAX).is_some());
+        assert!(std::time::SystemTime::now()
+            .checked_add(Span::MAX)
+            .is_some());
     }
 }

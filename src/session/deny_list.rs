@@ -47,6 +47,11 @@ impl DenyList {
         self.entries.contains_key(sid)
     }
 
+    /// The Unix second until which `sid` is denied, if it is.
+    pub fn until(&self, sid: &str) -> Option<u64> {
+        self.entries.get(sid).map(|u| *u)
+    }
+
     /// Forgets entries whose tokens have all expired by `now`.
     pub fn purge(&self, now: u64) {
         self.entries.retain(|_, until| *until > now);
@@ -74,6 +79,7 @@ mod tests {
         assert!(!deny.is_denied("b"));
         deny.purge(99);
         assert!(deny.is_denied("a"), "the later deadline wins");
+        assert_eq!(deny.until("a"), Some(100));
         deny.purge(100);
         assert!(!deny.is_denied("a"));
     }

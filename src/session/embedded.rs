@@ -6,7 +6,8 @@
 //! fsync instead of queueing for one each. A caller's future completes only once its change is
 //! on disk, so a response never promises what a crash could take back. If a commit fails, the
 //! in-memory change is undone (a revocation stays in force in memory) and the caller gets
-//! `StoreError::Commit`.
+//! `StoreError::Commit`. The file holds every session's refresh-token id: it is created with
+//! mode 0600, and tightened to 0600 when it is found looser.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -48,6 +49,12 @@ impl EmbeddedStore {
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| open_err(redb::Error::Io(e)))?;
+        }
+        if crate::keygen::ensure_private(path).map_err(|e| open_err(redb::Error::Io(e)))? {
+            tracing::warn!(
+                store = %path.display(),
+                "the session store was readable by group or others; its mode is now 0600"
+            );
         }
         let db = Database::create(path).map_err(|e| open_err(e.into()))?;
         let memory = MemoryStore::new();
@@ -112,7 +119,7 @@ impl EmbeddedStore {
     }
 
     pub(super) async fn revoke(&self, sid: &str, until: u64) -> Result<bool, StoreError> {
-        let live = self.memory.revoke(sid, until);
+        let (live, until) = self.memory.revoke(sid, until);
         let done = self.submit(Change::Revoke {
             sid: sid.to_owned(),
             until,
@@ -250,9 +257,16 @@ mod tests {
             let next = Rotation {
                 token_id: "t2".to_owned(),
                 expires_at: 20_000,
+                access_until: 0,
             };
             store.rotate("a", "t1", next, 500).await.unwrap();
             store.revoke("b", 900).await.unwrap();
+            let d = Session {
+                access_until: 5_000,
+                ..session("d", "t1")
+            };
+            store.create(d).await.unwrap();
+            store.revoke("d", 900).await.unwrap();
         }
         // The writer thread exits once the store is dropped; the lock on the file goes with it.
         let store = loop {
@@ -267,9 +281,48 @@ mod tests {
         assert_eq!(store.memory.get("a").unwrap().token_id, "t2");
         assert!(store.memory.get("b").is_none());
         assert!(store.memory.deny_list().is_denied("b"));
+        assert_eq!(
+            store.memory.deny_list().until("d"),
+            Some(5_000),
+            "the session's own deadline was recorded, not the floor"
+        );
         assert_eq!(store.memory.get("c").unwrap().token_id, "t1");
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_file_is_created_0600_and_tightened_when_looser() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = std::env::temp_dir().join(format!("portcullis-store-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("sessions.db");
+        drop(EmbeddedStore::open(&path, 0).unwrap());
+        assert_eq!(mode(&path), 0o600);
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // The writer thread of the first store lets go of the file's lock shortly after the drop.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let store = loop {
+            match EmbeddedStore::open(&path, 0) {
+                Ok(store) => break store,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(mode(&path), 0o600);
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn records_written_before_access_until_load_with_zero() {
+        let old = br#"{"sid":"s","user":"u","token_id":"t","created_at":1,"expires_at":9}"#;
+        let session: Session = serde_json::from_slice(old).unwrap();
+        assert_eq!((session.expires_at, session.access_until), (9, 0));
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl MemoryStore {
         if self.deny.is_denied(sid) {
             return Err(RotateError::Revoked);
         }
-        {
+        let seen_until = {
             // The shard guard lives only in this block; it is dropped before the map is touched
             // again below.
             let Some(mut entry) = self.sessions.get_mut(sid) else {
@@ -69,17 +69,18 @@ impl MemoryStore {
             if bool::from(entry.token_id.as_bytes().ct_eq(presented.as_bytes())) {
                 entry.token_id = next.token_id;
                 entry.expires_at = next.expires_at;
+                entry.access_until = entry.access_until.max(next.access_until);
                 let rotated = entry.clone();
                 record(&Change::Put(rotated.clone()));
                 return Ok(rotated);
             }
-        }
+            entry.access_until
+        };
         // An older token of this session: reuse. Revoke the whole session (RFC 9700 §4.14.2).
-        self.sessions.remove(sid);
-        self.deny.insert(sid, revoke_until);
+        let until = self.revoke(sid, revoke_until.max(seen_until)).1;
         record(&Change::Revoke {
             sid: sid.to_owned(),
-            until: revoke_until,
+            until,
         });
         Err(RotateError::Reused)
     }
@@ -99,11 +100,15 @@ impl MemoryStore {
         self.sessions.remove(sid);
     }
 
-    /// Returns whether a live session was revoked.
-    pub(super) fn revoke(&self, sid: &str, until: u64) -> bool {
-        let live = self.sessions.remove(sid).is_some();
+    /// Denies `sid` until `until` or its own recorded deadline, whichever is later; returns
+    /// whether a live session was revoked, and the deadline it is denied until.
+    pub(super) fn revoke(&self, sid: &str, until: u64) -> (bool, u64) {
+        let removed = self.sessions.remove(sid);
+        let until = removed
+            .as_ref()
+            .map_or(until, |(_, s)| until.max(s.access_until));
         self.deny.insert(sid, until);
-        live
+        (removed.is_some(), until)
     }
 
     pub(super) fn list(&self, user: Option<&str>, now: u64) -> Vec<Session> {
@@ -140,6 +145,7 @@ mod tests {
         Rotation {
             token_id: token_id.to_owned(),
             expires_at: 2_000,
+            access_until: 0,
         }
     }
 
@@ -173,6 +179,46 @@ mod tests {
             store.rotate("s", "t1", next("t2"), 1),
             Err(RotateError::Revoked)
         ));
+    }
+
+    #[test]
+    fn revocations_last_until_the_sessions_own_access_deadline() {
+        let store = MemoryStore::new();
+        let with_deadline = |sid: &str, access_until| Session {
+            access_until,
+            ..session(sid, "t1")
+        };
+        store.create(with_deadline("long", 700)).unwrap();
+        store.create(with_deadline("short", 300)).unwrap();
+        assert_eq!(
+            store.revoke("long", 500),
+            (true, 700),
+            "the session's deadline is later"
+        );
+        assert_eq!(
+            store.revoke("short", 500),
+            (true, 500),
+            "the floor is later"
+        );
+        assert_eq!(store.revoke("gone", 500), (false, 500));
+        assert_eq!(store.deny_list().until("long"), Some(700));
+
+        // A rotation keeps the later deadline: a token minted before a reload that lowered
+        // access_ttl outlives the one minted after it. Reuse denies until then.
+        store.create(with_deadline("s", 900)).unwrap();
+        let lowered = Rotation {
+            access_until: 400,
+            ..next("t2")
+        };
+        assert_eq!(
+            store.rotate("s", "t1", lowered, 0).unwrap().access_until,
+            900
+        );
+        assert!(matches!(
+            store.rotate("s", "t1", next("t3"), 500),
+            Err(RotateError::Reused)
+        ));
+        assert_eq!(store.deny_list().until("s"), Some(900));
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub struct Session {
     pub created_at: u64,
     /// When the current refresh token expires; the store may forget the session after this.
     pub expires_at: u64,
+    /// Until when an access token of this session may still be accepted: the latest access
+    /// token's `exp` plus the leeway, plus one second. Only ever raised. A revocation denies the
+    /// session at least this long, whatever `access_ttl` is by then. 0 in records written before
+    /// it was kept.
+    #[serde(default)]
+    pub access_until: u64,
 }
 
 #[cfg(test)]
@@ -45,6 +51,7 @@ impl Session {
             token_id: token_id.to_owned(),
             created_at: 0,
             expires_at,
+            access_until: 0,
         }
     }
 }
@@ -54,6 +61,9 @@ impl Session {
 pub struct Rotation {
     pub token_id: String,
     pub expires_at: u64,
+    /// The new access token's deadline (see [`Session::access_until`]); the session keeps the
+    /// later of this and the one it had.
+    pub access_until: u64,
 }
 
 /// The session store, whatever its backend.
@@ -90,7 +100,8 @@ impl SessionStore {
     /// concurrent rotations with the same `presented`, exactly one succeeds.
     ///
     /// A `presented` id that is not the current one is reuse of an older refresh token: the
-    /// whole session is revoked (until `revoke_until`) and `RotateError::Reused` returned.
+    /// whole session is revoked, like [`SessionStore::revoke`] with `revoke_until`, and
+    /// `RotateError::Reused` returned.
     pub async fn rotate(
         &self,
         sid: &str,
@@ -105,11 +116,13 @@ impl SessionStore {
         }
     }
 
-    /// Revokes session `sid`; its access tokens are refused until `until` (Unix seconds).
+    /// Revokes session `sid`; its access tokens are refused until `until` (Unix seconds) or, if
+    /// later, until the session's own [`Session::access_until`], so that tokens minted under a
+    /// longer `access_ttl` than today's stay refused as long as they could be accepted.
     /// Returns whether a live session was revoked (the id is denied either way).
     pub async fn revoke(&self, sid: &str, until: u64) -> Result<bool, StoreError> {
         match self {
-            Self::Memory(m) => Ok(m.revoke(sid, until)),
+            Self::Memory(m) => Ok(m.revoke(sid, until).0),
             Self::Embedded(e) => e.revoke(sid, until).await,
             Self::Redis(r) => r.revoke(sid, until).await,
         }

@@ -3,13 +3,17 @@
 //! Layout (every name starts with `key_prefix`; `{…}` is a Redis Cluster hash tag, so each
 //! session lives in one slot and the rotation script touches only that one key):
 //!
-//! - `session:{<sid>}`: hash `user`, `tid`, `created`, `exp`; expires at `exp`.
+//! - `session:{<sid>}`: hash `user`, `tid`, `created`, `exp`, `acc` (until when its access
+//!   tokens may be accepted; absent in sessions written by older versions); expires at `exp`.
 //! - `sessions`: sorted set sid → `exp`, the live sessions, for listing and the gauge.
 //! - `revoked`: sorted set sid → until, every revocation still in force.
 //! - `revocations`: pub/sub channel, one `"<until> <sid>"` message per revocation.
 //!
 //! Rotation is one Lua script on the session key (compare the presented token id, then move it
 //! or delete the session on reuse), so of two instances rotating one token exactly one wins.
+//! Revocation reads the session's `acc` first, so that the session is denied until its own
+//! tokens have expired (a rotation in between mints under the settings the now-based floor of
+//! every revocation comes from).
 //! The per-request check never waits on Redis: each instance keeps a local [`DenyList`], fed by
 //! the channel and reloaded from `revoked` whenever the subscription is (re)established.
 
@@ -25,18 +29,23 @@ use futures_util::StreamExt;
 
 use super::{DenyList, RotateError, Rotation, Session, StoreError};
 
-/// KEYS[1] = session key; ARGV = presented token id, next token id, next expiry (Unix s).
-/// Returns `{"ok", user, created}`, `{"unknown"}` or `{"reused"}` (the session is then deleted).
+/// KEYS[1] = session key; ARGV = presented token id, next token id, next expiry (Unix s), next
+/// access deadline (Unix s). Returns `{"ok", user, created, acc}` (`acc` the later of the old and
+/// the next access deadline), `{"unknown"}` or `{"reused", acc}` (the session is then deleted).
 const ROTATE: &str = r"
 local tid = redis.call('HGET', KEYS[1], 'tid')
 if not tid then return {'unknown'} end
+local acc = tonumber(redis.call('HGET', KEYS[1], 'acc') or '0') or 0
 if tid == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'tid', ARGV[2], 'exp', ARGV[3])
+  local next_acc = tonumber(ARGV[4])
+  if next_acc > acc then acc = next_acc end
+  redis.call('HSET', KEYS[1], 'tid', ARGV[2], 'exp', ARGV[3], 'acc', tostring(acc))
   redis.call('EXPIREAT', KEYS[1], ARGV[3])
-  return {'ok', redis.call('HGET', KEYS[1], 'user'), redis.call('HGET', KEYS[1], 'created')}
+  return {'ok', redis.call('HGET', KEYS[1], 'user'), redis.call('HGET', KEYS[1], 'created'),
+    tostring(acc)}
 end
 redis.call('DEL', KEYS[1])
-return {'reused'}
+return {'reused', tostring(acc)}
 ";
 
 /// How long one command may take before the store counts as unreachable.
@@ -156,6 +165,7 @@ impl RedisStore {
                     ("tid", session.token_id.as_str()),
                     ("created", &session.created_at.to_string()),
                     ("exp", &session.expires_at.to_string()),
+                    ("acc", &session.access_until.to_string()),
                 ],
             )
             .ignore()
@@ -198,11 +208,12 @@ impl RedisStore {
             .arg(presented)
             .arg(&next.token_id)
             .arg(next.expires_at)
+            .arg(next.access_until)
             .invoke_async(&mut conn)
             .await
             .map_err(StoreError::Unavailable)?;
         match reply.as_slice() {
-            [ok, user, created] if ok == "ok" => {
+            [ok, user, created, access_until] if ok == "ok" => {
                 // Listing only; a failure here leaves a stale score that listing tolerates.
                 let listed: Result<(), RedisError> = ::redis::cmd("ZADD")
                     .arg(&self.inner.keys.sessions)
@@ -220,24 +231,35 @@ impl RedisStore {
                     token_id: next.token_id,
                     created_at: created.parse().unwrap_or(0),
                     expires_at: next.expires_at,
+                    access_until: access_until.parse().unwrap_or(next.access_until),
                 })
             }
-            [reused] if reused == "reused" => {
-                self.revoke(sid, revoke_until).await?;
+            [reused, access_until] if reused == "reused" => {
+                let access_until = access_until.parse().unwrap_or(0);
+                self.revoke(sid, revoke_until.max(access_until)).await?;
                 Err(RotateError::Reused)
             }
             _ => Err(RotateError::Unknown),
         }
     }
 
-    /// Revokes `sid` here at once and, through Redis, on every instance. Returns whether a live
-    /// session was revoked.
+    /// Revokes `sid` here at once and, through Redis, on every instance, until `until` or the
+    /// session's own access deadline, whichever is later. Returns whether a live session was
+    /// revoked.
     pub(super) async fn revoke(&self, sid: &str, until: u64) -> Result<bool, StoreError> {
         // In force on this instance even if Redis cannot be told.
         self.inner.deny.insert(sid, until);
         let keys = &self.inner.keys;
+        let key = keys.session(sid);
+        let mut conn = self.conn();
+        let recorded: Option<String> = conn
+            .hget(&key, "acc")
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let until = until.max(recorded.and_then(|n| n.parse().ok()).unwrap_or(0));
+        self.inner.deny.insert(sid, until);
         let (deleted,): (u64,) = ::redis::pipe()
-            .del(keys.session(sid))
+            .del(&key)
             .zrem(&keys.sessions, sid)
             .ignore()
             .cmd("ZADD")
@@ -248,7 +270,7 @@ impl RedisStore {
             .ignore()
             .publish(&keys.channel, format!("{until} {sid}"))
             .ignore()
-            .query_async(&mut self.conn())
+            .query_async(&mut conn)
             .await
             .map_err(StoreError::Unavailable)?;
         Ok(deleted > 0)
@@ -417,6 +439,7 @@ fn session_from(sid: &str, fields: &HashMap<String, String>) -> Option<Session> 
         token_id: fields.get("tid")?.clone(),
         created_at: number("created")?,
         expires_at: number("exp")?,
+        access_until: number("acc").unwrap_or(0),
     })
 }
 

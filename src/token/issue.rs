@@ -36,6 +36,9 @@ pub struct TokenResponse {
     /// The refresh token's `exp`, for the store; not part of the JSON.
     #[serde(skip)]
     pub refresh_exp: u64,
+    /// The access token's `exp`, for the store's revocation deadline; not part of the JSON.
+    #[serde(skip)]
+    pub access_exp: u64,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -43,17 +46,24 @@ impl std::fmt::Debug for TokenResponse {
         f.debug_struct("TokenResponse")
             .field("expires_in", &self.expires_in)
             .field("refresh_exp", &self.refresh_exp)
+            .field("access_exp", &self.access_exp)
             .finish_non_exhaustive()
     }
 }
 
-/// Why minting failed: only a key that cannot sign, which the snapshot build rules out.
+/// Why minting failed: a key that cannot sign, or an expiry the clock cannot represent; the
+/// snapshot build and the 100-year cap on durations rule both out.
 #[derive(Debug, thiserror::Error)]
-#[error("minting a token failed")]
-pub struct MintError(#[source] super::keys::SignError);
+pub enum MintError {
+    #[error("minting a token failed")]
+    Sign(#[source] super::keys::SignError),
+    #[error("the access token's expiry is out of the clock's range")]
+    OutOfRange,
+}
 
 /// When the refresh token minted for `req` expires: its lifetime from now, capped by the
-/// session's absolute lifetime. `None` when the session has reached that cap.
+/// session's absolute lifetime. `None` when the session has reached that cap, or when the
+/// deadline is out of the clock's range (which the 100-year cap on durations rules out).
 pub fn refresh_deadline(snapshot: &Snapshot, req: &PairRequest<'_>) -> Option<SystemTime> {
     let t = &snapshot.config.tokens;
     let ttl = if req.short_term {
@@ -61,15 +71,28 @@ pub fn refresh_deadline(snapshot: &Snapshot, req: &PairRequest<'_>) -> Option<Sy
     } else {
         t.refresh_ttl
     };
-    let mut deadline = req.now + ttl;
-    if let Some(max) = t.max_session_lifetime {
-        let cap = UNIX_EPOCH + Duration::from_secs(req.session_start) + max;
-        if cap <= req.now {
-            return None;
-        }
-        deadline = deadline.min(cap);
+    capped_deadline(req.now, ttl, req.session_start, t.max_session_lifetime)
+}
+
+/// `now + ttl`, capped at `session_start + max`; `None` once that cap has passed or when
+/// `now + ttl` is out of the clock's range. A cap too far ahead for the clock caps nothing.
+fn capped_deadline(
+    now: SystemTime,
+    ttl: Duration,
+    session_start: u64,
+    max: Option<Duration>,
+) -> Option<SystemTime> {
+    let deadline = now.checked_add(ttl)?;
+    let cap = max.and_then(|max| {
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(session_start))?
+            .checked_add(max)
+    });
+    match cap {
+        Some(cap) if cap <= now => None,
+        Some(cap) => Some(deadline.min(cap)),
+        None => Some(deadline),
     }
-    Some(deadline)
 }
 
 /// Signs an access and a refresh token for `req`, the refresh token living until `refresh_at`.
@@ -82,7 +105,10 @@ pub fn mint(
     let keys = &snapshot.keys;
 
     let iat = unix(req.now);
-    let access_at = req.now + t.access_ttl;
+    let access_at = req
+        .now
+        .checked_add(t.access_ttl)
+        .ok_or(MintError::OutOfRange)?;
     let access = AccessClaims {
         iss: t.issuer.clone(),
         sub: req.user.to_owned(),
@@ -108,13 +134,14 @@ pub fn mint(
         exp: unix(refresh_at),
     };
     Ok(TokenResponse {
-        access_token: keys.sign(&access).map_err(MintError)?,
+        access_token: keys.sign(&access).map_err(MintError::Sign)?,
         token_type: "Bearer",
         expires_in: t.access_ttl.as_secs(),
-        refresh_token: keys.sign(&refresh).map_err(MintError)?,
+        refresh_token: keys.sign(&refresh).map_err(MintError::Sign)?,
         access_expires_at: rfc3339_7(access_at),
         refresh_expires_at: rfc3339_7(refresh_at),
         refresh_exp: refresh.exp,
+        access_exp: access.exp,
     })
 }
 
@@ -144,6 +171,29 @@ pub fn rfc3339_7(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_are_capped_and_never_overflow() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let ttl = Duration::from_secs(100);
+        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(capped_deadline(now, ttl, 0, None), Some(at(1_100)));
+        assert_eq!(
+            capped_deadline(now, ttl, 950, Some(Duration::from_secs(60))),
+            Some(at(1_010))
+        );
+        assert_eq!(
+            capped_deadline(now, ttl, 900, Some(Duration::from_secs(100))),
+            None,
+            "the session's lifetime is over"
+        );
+        assert_eq!(capped_deadline(now, Duration::MAX, 0, None), None);
+        assert_eq!(
+            capped_deadline(now, ttl, u64::MAX, Some(Duration::MAX)),
+            Some(at(1_100)),
+            "an unrepresentable cap caps nothing"
+        );
+    }
 
     #[test]
     fn seven_fractional_digits() {

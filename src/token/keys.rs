@@ -99,7 +99,7 @@ impl KeySet {
         verify_keys: &[PathBuf],
     ) -> Result<KeySet, KeyError> {
         let family = Family::of(algorithm).ok_or(KeyError::UnsupportedAlgorithm(algorithm))?;
-        check_private(signing_key)?;
+        crate::keygen::check_private(signing_key)?;
         let pem = read_pem(signing_key)?;
         let (signer, public, decoding) = private_key(signing_key, &pem, family, algorithm)?;
         let header =
@@ -228,23 +228,6 @@ pub fn kid_of(spki_der: &[u8]) -> String {
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Refuses a private key file that group or others may read.
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), KeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| KeyError::Read(path.to_path_buf(), e))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyError::Permissions(path.to_path_buf(), mode));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_: &Path) -> Result<(), KeyError> {
-    Ok(())
 }
 
 fn read_pem(path: &Path) -> Result<pem::Pem, KeyError> {
@@ -387,11 +370,8 @@ fn ec_public(
 pub enum KeyError {
     #[error("cannot read {}", .0.display())]
     Read(PathBuf, #[source] std::io::Error),
-    #[error(
-        "{} is readable by group or others (mode {:o}); run `chmod 600 {}`",
-        .0.display(), .1, .0.display()
-    )]
-    Permissions(PathBuf, u32),
+    #[error(transparent)]
+    Permissions(#[from] crate::keygen::NotPrivate),
     #[error("{} is not a PEM key", .0.display())]
     Parse(PathBuf),
     #[error("{} is not {} (as tokens.algorithm needs)", .0.display(), .1)]

@@ -124,6 +124,7 @@ async fn password_grant(
             token_id,
             created_at: session_start,
             expires_at: minted.refresh_exp,
+            access_until: access_deadline(&ctx.snapshot.config, minted.access_exp),
         })
         .await?;
     tracing::info!(target: "audit", event = "login_success", user = username.as_str(), sid = %sid);
@@ -220,6 +221,7 @@ async fn rotate(
     let next = Rotation {
         token_id: next_id,
         expires_at: minted.refresh_exp,
+        access_until: access_deadline(&ctx.snapshot.config, minted.access_exp),
     };
     match sessions
         .rotate(&claims.sid, &claims.token_id, next, revoke_until)
@@ -260,10 +262,8 @@ pub async fn handle_logout(
         ctx.shared.sessions.deny_list(),
         req.headers(),
     )?;
-    ctx.shared
-        .sessions
-        .revoke(&identity.sid, revoke_until(ctx))
-        .await?;
+    let until = revoke_until(ctx).max(access_deadline(&ctx.snapshot.config, identity.exp));
+    ctx.shared.sessions.revoke(&identity.sid, until).await?;
     tracing::info!(target: "audit", event = "logout", user = %identity.user, sid = %identity.sid);
     ctx.user = Some(identity.user);
     let mut response = Response::new(body::empty());
@@ -271,16 +271,28 @@ pub async fn handle_logout(
     Ok(response)
 }
 
-/// Until when a revoked session must stay refused: past the last access token it could hold.
+/// The now-based floor of a revocation made while serving `ctx` (see [`revocation_deadline`]).
 fn revoke_until(ctx: &RequestCtx) -> u64 {
     revocation_deadline(&ctx.snapshot.config)
 }
 
-/// Until when a session revoked now stays refused: past the expiry of any access token it
-/// could still hold, leeway included.
+/// Until when a session revoked now stays refused at the least: past the expiry of any access
+/// token minted under today's settings, leeway included. The store extends it to the session's
+/// own deadline ([`crate::session::Session::access_until`]), which covers tokens minted under a
+/// longer `access_ttl` before a reload.
 pub fn revocation_deadline(config: &crate::config::Config) -> u64 {
     let t = &config.tokens;
-    unix_now() + t.access_ttl.as_secs() + t.leeway.as_secs() + 1
+    unix_now()
+        .saturating_add(t.access_ttl.as_secs())
+        .saturating_add(t.leeway.as_secs())
+        .saturating_add(1)
+}
+
+/// Until when an access token expiring at `exp` may be accepted: `exp` plus the leeway, plus one
+/// second, as the session records it.
+pub fn access_deadline(config: &crate::config::Config, exp: u64) -> u64 {
+    exp.saturating_add(config.tokens.leeway.as_secs())
+        .saturating_add(1)
 }
 
 /// Checks method and content type, then reads the (at most 16 KiB) body, which must arrive

@@ -47,6 +47,15 @@ impl ReplayCache {
         self.slots
             .retain(|_, slot| now.duration_since(slot.first_use) <= grace);
     }
+
+    /// Number of open slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +74,6 @@ mod tests {
             .slot("t", grace, now + grace + Duration::from_millis(1))
             .is_none());
         cache.purge(grace, now + grace + Duration::from_millis(1));
-        assert!(cache.slots.is_empty());
+        assert!(cache.is_empty());
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::claims::{AccessClaims, RefreshClaims};
 use super::grant::{fields, single};
-use super::{no_store, read_body, revoke_until, OAuthError};
+use super::{access_deadline, no_store, read_body, revoke_until, OAuthError};
 use crate::auth::{self, verify, AuthError};
 use crate::body::{self, Body, Inbound};
 use crate::ctx::RequestCtx;
@@ -77,7 +77,11 @@ pub async fn handle_revoke(
     if token.len() <= auth::MAX_TOKEN_LEN {
         if let Some(presented) = identify(ctx, &token, hint.as_deref()) {
             let sid = presented.sid().to_owned();
-            ctx.shared.sessions.revoke(&sid, revoke_until(ctx)).await?;
+            let mut until = revoke_until(ctx);
+            if let Presented::Access(c) = &presented {
+                until = until.max(access_deadline(&ctx.snapshot.config, c.exp));
+            }
+            ctx.shared.sessions.revoke(&sid, until).await?;
             let user = match &presented {
                 Presented::Access(c) => c.sub.clone(),
                 Presented::Refresh(c) => c.sub.clone(),

@@ -19,5 +19,6 @@ mod openapi;
 mod proxy;
 mod security;
 mod sessions;
+mod state;
 mod token;
 mod upgrade;

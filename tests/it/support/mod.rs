@@ -267,7 +267,7 @@ pub(crate) fn write_config(dir: &Path, upstream: SocketAddr, options: &Options) 
     portcullis::keygen::write_private(&dir.join("gateway.key"), m.key_pem.as_bytes()).unwrap();
     let signing = options.signing_pem.as_deref().unwrap_or(&m.signing_pem);
     portcullis::keygen::write_private(&dir.join("signing.pem"), signing.as_bytes()).unwrap();
-    std::fs::write(dir.join("users.toml"), &m.users_toml).unwrap();
+    portcullis::keygen::write_private(&dir.join("users.toml"), m.users_toml.as_bytes()).unwrap();
     for (name, contents) in &options.files {
         portcullis::keygen::write_private(&dir.join(name), contents.as_bytes()).unwrap();
     }
