@@ -30,7 +30,7 @@ use self::issue::{PairRequest, TokenResponse};
 use crate::auth::{self, verify};
 use crate::body::{self, Body, CollectError};
 use crate::ctx::RequestCtx;
-use crate::login::{Limits, Locked};
+use crate::login::{self, Limits, Locked, Refused};
 use crate::reject::Rejection;
 use crate::session::{unix_now, RotateError, Rotation, Session};
 
@@ -59,6 +59,11 @@ fn to_json(minted: &TokenResponse) -> Bytes {
 
 /// The user name a client sent is attacker-controlled: audit events record it as a string field,
 /// which the log formatters quote and escape, so it cannot forge log lines.
+///
+/// Before any password work the login reserves a failure slot for the user name and the client
+/// address (waiting briefly when all are taken by guesses in flight), so that concurrent guesses
+/// cannot overshoot `login.max_failures`. The slot is an RAII guard: a client that goes away
+/// frees it.
 async fn password_grant(
     ctx: &mut RequestCtx,
     username: String,
@@ -66,12 +71,23 @@ async fn password_grant(
     short_term: bool,
 ) -> Result<TokenResponse, Rejection> {
     let limits = Limits::from(&ctx.snapshot.config.login);
+    // The client address: what the per-address limit keys on.
     let addr = ctx.peer.ip();
     let throttle = &ctx.shared.throttle;
-    if let Err(locked) = throttle.check(&username, addr, Instant::now()) {
-        tracing::info!(target: "audit", event = "login_refused_locked", user = username.as_str(), %addr);
-        return Err(too_many_failures(locked));
-    }
+    let slot = match throttle
+        .reserve(&username, addr, limits, login::SLOT_WAIT)
+        .await
+    {
+        Ok(slot) => slot,
+        Err(Refused::Locked(locked)) => {
+            tracing::info!(target: "audit", event = "login_refused_locked", user = username.as_str(), %addr);
+            return Err(too_many_failures(locked));
+        }
+        Err(Refused::Full) => {
+            tracing::info!(target: "audit", event = "login_refused_busy", user = username.as_str(), %addr, by = "slots");
+            return Err(OAuthError::TooManyLogins.into());
+        }
+    };
 
     let snapshot = ctx.snapshot.clone();
     let sid = uuid::Uuid::new_v4().to_string();
@@ -79,6 +95,7 @@ async fn password_grant(
     let now = std::time::SystemTime::now();
     let session_start = unix_now();
     let name = username.clone();
+    // An error here (hashing queue full, signing failed) drops the slot: nothing is counted.
     let outcome = ctx
         .shared
         .hashing
@@ -104,7 +121,7 @@ async fn password_grant(
 
     let Some((sid, token_id, minted)) = outcome else {
         tracing::info!(target: "audit", event = "login_failure", user = username.as_str(), %addr);
-        if let Some(locked) = throttle.record_failure(&username, addr, limits, Instant::now()) {
+        if let Some(locked) = slot.fail(limits, Instant::now()) {
             tracing::warn!(
                 target: "audit",
                 event = "lockout",
@@ -116,7 +133,7 @@ async fn password_grant(
         }
         return Err(OAuthError::BAD_CREDENTIALS.into());
     };
-    throttle.record_success(&username);
+    slot.succeed();
     ctx.shared
         .sessions
         .create(Session {

@@ -12,6 +12,7 @@ mod deploy;
 mod grpc;
 mod keys;
 mod lifecycle;
+mod logins;
 mod metrics;
 mod openapi;
 mod proxy;
