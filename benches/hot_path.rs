@@ -123,6 +123,7 @@ fn header_rewriting(c: &mut Criterion) {
         scheme: "https",
         snapshot: snapshot.clone(),
         shared,
+        logins: Default::default(),
         start: Instant::now(),
         route: None,
         user: None,

@@ -18,6 +18,8 @@ pub struct RequestCtx {
     pub scheme: &'static str,
     pub snapshot: Arc<Snapshot>,
     pub shared: Arc<Shared>,
+    /// The logins in flight on this request's connection.
+    pub logins: Arc<crate::login::ConnLogins>,
     pub start: Instant,
     /// Filled in by the phases, for the access log.
     pub route: Option<String>,

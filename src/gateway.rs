@@ -26,11 +26,13 @@ use crate::state::Shared;
 use crate::token;
 
 /// What the connection knows about its client.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     /// `"https"` or `"http"`.
     pub scheme: &'static str,
+    /// The logins in flight on this connection (at most 4).
+    pub logins: Arc<crate::login::ConnLogins>,
 }
 
 /// Serves one request. Never fails.
@@ -41,6 +43,7 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
         scheme: conn.scheme,
         snapshot: shared.snapshot(),
         shared,
+        logins: conn.logins,
         start: Instant::now(),
         route: None,
         user: None,

@@ -1,5 +1,6 @@
-//! `LoginThrottle`: failed logins counted per user name and per client address (SPEC §5), and
-//! the failure slots that keep concurrent guesses within the limit.
+//! `LoginThrottle`: failed logins counted per user name and per client address (SPEC §5), the
+//! failure slots that keep concurrent guesses within the limit, and (through `inflight.rs`) the
+//! logins in flight per client address.
 //!
 //! Past `max_failures` failures within `window`, the user name or address is locked out for
 //! `lockout`: every login for it is refused with `429` before any password work, whether or not
@@ -42,6 +43,8 @@ use std::time::{Duration, Instant};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::Notify;
+
+use super::inflight::{AddrLogins, ConnLogins, LoginPermit, TooManyInFlight};
 
 /// How many user names (and, separately, addresses) the throttle tracks at most: under 10 MB
 /// each, whatever the names.
@@ -328,6 +331,7 @@ pub struct LoginThrottle {
     /// By a keyed hash of the user name.
     users: Windows<u64>,
     addrs: Windows<IpAddr>,
+    logins: AddrLogins,
     /// Keys the user-name hashes and picks wakers.
     hasher: RandomState,
     wakers: Box<[Notify]>,
@@ -345,9 +349,20 @@ impl LoginThrottle {
         Self {
             users: Windows::new(max, "user names"),
             addrs: Windows::new(max, "addresses"),
+            logins: AddrLogins::default(),
             hasher: RandomState::new(),
             wakers: (0..WAKERS).map(|_| Notify::new()).collect(),
         }
+    }
+
+    /// Counts a login in flight on `conn` from `addr`, or refuses it when either has too many
+    /// (`inflight.rs`). Call before anything else the login does.
+    pub fn admit<'a>(
+        &'a self,
+        conn: &'a ConnLogins,
+        addr: IpAddr,
+    ) -> Result<LoginPermit<'a>, TooManyInFlight> {
+        self.logins.admit(conn, addr)
     }
 
     /// Reserves a failure slot for `user` and `addr`, waiting up to `wait` for one to free when
@@ -480,9 +495,9 @@ impl LoginThrottle {
         self.addrs.purge(limits, now);
     }
 
-    /// How many keys are tracked: user names and addresses.
+    /// How many keys are tracked: user names, addresses, and addresses with logins in flight.
     pub fn len(&self) -> usize {
-        self.users.map.len() + self.addrs.map.len()
+        self.users.map.len() + self.addrs.map.len() + self.logins.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -760,9 +775,14 @@ mod tests {
             t.record_failure(&format!("user-{n}"), ip(n), LIMITS, now);
         }
         assert_eq!(t.len(), 100);
+        let conn = ConnLogins::default();
+        let permit = t.admit(&conn, IP).unwrap();
+        assert_eq!(t.len(), 101);
         t.purge(LIMITS, now + Duration::from_secs(1));
-        assert_eq!(t.len(), 100, "the windows are still running");
+        assert_eq!(t.len(), 101, "the windows are still running");
         t.purge(LIMITS, now + LIMITS.window + Duration::from_secs(1));
+        assert_eq!(t.len(), 1, "only the login in flight is left");
+        drop(permit);
         assert!(t.is_empty());
     }
 

@@ -36,6 +36,7 @@ pub(super) async fn serve_connection(
             let info = ConnInfo {
                 peer,
                 scheme: "http",
+                logins: Default::default(),
             };
             serve_http(stream, &server, shared, info, watcher).await;
         }
@@ -47,6 +48,7 @@ pub(super) async fn serve_connection(
                     let info = ConnInfo {
                         peer,
                         scheme: "https",
+                        logins: Default::default(),
                     };
                     serve_http(tls, &server, shared, info, watcher).await;
                 }
@@ -85,6 +87,7 @@ async fn serve_http<I>(
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = shared.clone();
         let in_flight = requests.request();
+        let info = info.clone();
         async move {
             let response = gateway::handle(shared, info, req).await;
             drop(in_flight);

@@ -14,7 +14,8 @@ pub enum OAuthError {
     /// The user name or client address is locked out for `retry_after` more seconds.
     #[error("too many failed logins")]
     TooManyFailures { retry_after: u64 },
-    /// No failure slot freed in time: retry in a second.
+    /// Too many logins in flight from this connection or client address, or no failure slot
+    /// freed in time: retry in a second.
     #[error("too many logins in flight")]
     TooManyLogins,
 }

@@ -60,10 +60,11 @@ fn to_json(minted: &TokenResponse) -> Bytes {
 /// The user name a client sent is attacker-controlled: audit events record it as a string field,
 /// which the log formatters quote and escape, so it cannot forge log lines.
 ///
-/// Before any password work the login reserves a failure slot for the user name and the client
-/// address (waiting briefly when all are taken by guesses in flight), so that concurrent guesses
-/// cannot overshoot `login.max_failures`. The slot is an RAII guard: a client that goes away
-/// frees it.
+/// Before any password work: the login is counted in flight for its connection and client
+/// address (`429` beyond their limits), then it reserves a failure slot for the user name and
+/// the address (waiting briefly when all are taken by guesses in flight), so that concurrent
+/// guesses cannot overshoot `login.max_failures`. The permit and the slot are RAII guards: a
+/// client that goes away frees both.
 async fn password_grant(
     ctx: &mut RequestCtx,
     username: String,
@@ -71,9 +72,13 @@ async fn password_grant(
     short_term: bool,
 ) -> Result<TokenResponse, Rejection> {
     let limits = Limits::from(&ctx.snapshot.config.login);
-    // The client address: what the per-address limit keys on.
+    // The client address: what the per-address limits key on.
     let addr = ctx.peer.ip();
     let throttle = &ctx.shared.throttle;
+    let _in_flight = throttle.admit(&ctx.logins, addr).map_err(|limit| {
+        tracing::info!(target: "audit", event = "login_refused_busy", user = username.as_str(), %addr, by = limit.by());
+        OAuthError::TooManyLogins
+    })?;
     let slot = match throttle
         .reserve(&username, addr, limits, login::SLOT_WAIT)
         .await

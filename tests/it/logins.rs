@@ -1,9 +1,10 @@
-//! SPEC §5 and issue 11 §6: logins that cannot be out-guessed.
+//! SPEC §5 and issue 11 §6: logins that cannot be out-guessed or starved.
 //!
 //! A failure slot is reserved before a password is checked, so concurrent guesses cannot
-//! overshoot `login.max_failures`. Every client here is a real HTTP/2 connection over TLS from a
-//! loopback address of its own (127.0.0.x), so that the per-address limits can be told apart
-//! from the per-user ones.
+//! overshoot `login.max_failures`; one connection and one client address can each have only a
+//! few logins in flight, so they cannot fill the hashing queue. Every client here is a real
+//! HTTP/2 connection over TLS from a loopback address of its own (127.0.0.x), so that the
+//! per-address limits can be told apart from the per-user ones.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -124,8 +125,8 @@ async fn concurrent_guesses_for_one_user_never_exceed_max_failures() {
         ..Options::default()
     })
     .await;
-    // 24 guesses at once for alice, 4 from each of 6 addresses (so that the per-address limit is
-    // not what stops them: the user's failure slots are).
+    // 24 guesses at once for alice, 4 from each of 6 addresses (so neither the per-connection
+    // nor the per-address limits are what stops them: the user's failure slots are).
     let mut logins = Vec::new();
     for n in 2..8 {
         let conn = H2::connect(gw.addr, loopback(n)).await;
@@ -159,7 +160,8 @@ async fn concurrent_guesses_from_one_address_never_exceed_max_failures() {
         ..Options::default()
     })
     .await;
-    // 16 guesses at once from one address, each for a different user name, over 4 connections.
+    // 16 guesses at once from one address, each for a different user name, over 4 connections
+    // (within the per-connection and per-address limits on logins in flight).
     let mut logins = Vec::new();
     for c in 0..4 {
         let conn = H2::connect(gw.addr, loopback(3)).await;
@@ -194,4 +196,59 @@ async fn logins_beyond_the_free_slots_wait_for_one_and_succeed() {
     }
     let answers = all_at_once(logins).await;
     assert_eq!(count(&answers, 200), 6, "{answers:?}");
+}
+
+#[tokio::test]
+async fn one_connection_cannot_starve_the_logins_of_others() {
+    let (_upstream, gw) = gateway(Options {
+        login: "max_failures = 1000",
+        ..Options::default()
+    })
+    .await;
+    let flood = H2::connect(gw.addr, loopback(1)).await;
+    let logins = (0..100)
+        .map(|i| (flood.clone(), (ALICE.0.to_owned(), format!("guess-{i}"))))
+        .collect();
+    let flooding = tokio::spawn(all_at_once(logins));
+    // While the flood's logins are being checked, someone else logs in.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = H2::connect(gw.addr, loopback(2)).await.login(BOB).await;
+    let answers = flooding.await.unwrap();
+    assert_eq!(other.status, 200, "{other:?}");
+    assert_eq!(count(&answers, 503), 0, "{answers:?}");
+    let refused = count(&answers, 429);
+    assert!(
+        refused >= 90,
+        "at most 4 in flight per connection: {answers:?}"
+    );
+    assert_eq!(refused + count(&answers, 400), 100, "{answers:?}");
+    for a in answers.iter().filter(|a| a.status == 429) {
+        assert_eq!(a.retry_after.as_deref(), Some("1"), "{a:?}");
+        assert_eq!(a.error.as_deref(), Some("temporarily_unavailable"), "{a:?}");
+    }
+}
+
+#[tokio::test]
+async fn one_address_has_at_most_16_logins_in_flight() {
+    let (_upstream, gw) = gateway(Options {
+        login: "max_failures = 1000",
+        ..Options::default()
+    })
+    .await;
+    // 5 connections from one address, 4 logins on each (the per-connection limit): 20 at once.
+    let mut logins = Vec::new();
+    for _ in 0..5 {
+        let conn = H2::connect(gw.addr, loopback(6)).await;
+        for i in 0..4 {
+            logins.push((conn.clone(), (ALICE.0.to_owned(), format!("guess-{i}"))));
+        }
+    }
+    let answers = all_at_once(logins).await;
+    let refused: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
+    assert!(!refused.is_empty(), "{answers:?}");
+    assert!(refused
+        .iter()
+        .all(|a| a.error.as_deref() == Some("temporarily_unavailable")
+            && a.retry_after.as_deref() == Some("1")));
+    assert_eq!(refused.len() + count(&answers, 400), 20, "{answers:?}");
 }
