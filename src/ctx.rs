@@ -51,6 +51,8 @@ pub struct ConnState {
     /// owns their lifetime, so they keep its permit and are closed by its idle timeout and the
     /// drain.
     tunnels: Mutex<Vec<JoinHandle<()>>>,
+    /// The logins in flight on this connection (at most 4).
+    pub logins: crate::login::ConnLogins,
 }
 
 impl ConnState {

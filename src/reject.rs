@@ -231,11 +231,17 @@ impl From<OAuthError> for Rejection {
                 "invalid_grant",
                 format!("Too many failed logins; try again in {retry_after} seconds").into(),
             ),
+            OAuthError::TooManyLogins => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "Too many logins in progress for this user or client; try again shortly".into(),
+            ),
         };
         let retry_after = match e {
             OAuthError::TooManyFailures { retry_after } => {
                 Some(u32::try_from(retry_after).unwrap_or(u32::MAX))
             }
+            OAuthError::TooManyLogins => Some(1),
             OAuthError::InvalidRequest(_)
             | OAuthError::UnsupportedGrantType
             | OAuthError::InvalidGrant(_)
@@ -433,6 +439,7 @@ mod tests {
                 429,
                 "invalid_grant",
             ),
+            (OAuthError::TooManyLogins, 429, "temporarily_unavailable"),
         ];
         for (e, status, code) in cases {
             let (s, challenge, body) = render(e.into()).await;
@@ -442,6 +449,9 @@ mod tests {
         let response =
             Rejection::from(OAuthError::TooManyFailures { retry_after: 7 }).into_response();
         assert_eq!(response.headers()[RETRY_AFTER], "7");
+        let response = Rejection::from(OAuthError::TooManyLogins).into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        assert_eq!(response.headers()[http::header::CACHE_CONTROL], "no-store");
     }
 
     #[tokio::test]

@@ -4,8 +4,10 @@
 //! endpoint, then call a path with their access token as fast as the server answers, refresh on
 //! `401` and log in again when the refresh fails. The run has two phases: every virtual user
 //! connects and logs in (a refused login or connection ends the run with a message: a wrong
-//! password must not spin; a gateway busy hashing passwords, `503` + `Retry-After`, is asked
-//! again), then the measured window of `--duration` starts for all of them at once.
+//! password must not spin; a busy gateway, `503` or `429 temporarily_unavailable` with
+//! `Retry-After`, is asked again: all virtual users log in from one address, and the gateway lets
+//! only a few logins per address be in flight), then the measured window of `--duration` starts
+//! for all of them at once.
 //!
 //! - `target.rs`: the URL, TLS trust (`--ca`, `--insecure`, system roots) and connections;
 //! - `vu.rs`: one virtual user's loop;

@@ -98,8 +98,8 @@ impl VirtualUser {
             source: e,
         })?;
         self.sender = Some(sender);
-        // A gateway busy hashing passwords answers `503` + `Retry-After`: wait and ask again
-        // (the set-up timeout in `mod.rs` bounds this).
+        // A busy gateway answers `503` or `429 temporarily_unavailable` + `Retry-After`: wait and
+        // ask again (the set-up timeout in `mod.rs` bounds this).
         while self.tokens.is_none() {
             let req = self.plan.target.token(self.plan.login_form.clone());
             let answer = self
@@ -184,9 +184,9 @@ impl VirtualUser {
         }
     }
 
-    /// A login answer: tokens; a pause when the gateway is busy (`503`, after `Retry-After`,
-    /// at most 5 s; the caller then asks again); or the end of the run (wrong password, locked
-    /// out, wrong URL).
+    /// A login answer: tokens; a pause when the gateway is busy (after `Retry-After`, at most
+    /// 5 s; the caller then asks again); or the end of the run (wrong password, locked out,
+    /// wrong URL).
     async fn accept_login(&mut self, answer: &TokenAnswer) -> Result<(), BenchError> {
         match answer.status {
             StatusCode::OK => {
@@ -194,7 +194,7 @@ impl VirtualUser {
                 self.tally.logins += 1;
                 Ok(())
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
+            _ if answer.is_busy() => {
                 tokio::time::sleep(answer.retry_after()).await;
                 Ok(())
             }
@@ -312,6 +312,24 @@ struct TokenAnswer {
 }
 
 impl TokenAnswer {
+    /// Whether the gateway asks to come back shortly: `503` (its hashing queue is full, or the
+    /// session store is down), or `429 temporarily_unavailable` (too many logins in flight from
+    /// this client address, as all virtual users share one). A `429 invalid_grant` is a lockout
+    /// and ends the run.
+    fn is_busy(&self) -> bool {
+        #[derive(Deserialize)]
+        struct Error<'a> {
+            #[serde(borrow)]
+            error: std::borrow::Cow<'a, str>,
+        }
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => true,
+            StatusCode::TOO_MANY_REQUESTS => serde_json::from_slice::<Error>(&self.body)
+                .is_ok_and(|e| e.error == "temporarily_unavailable"),
+            _ => false,
+        }
+    }
+
     /// How long to wait before asking again: `Retry-After` in seconds (an HTTP date counts as
     /// 1 s), at least 50 ms and at most 5 s so that a run never sleeps through its window.
     fn retry_after(&self) -> Duration {
@@ -392,5 +410,19 @@ mod tests {
         assert_eq!(answer(None).retry_after(), Duration::from_secs(1));
         let date = answer(Some("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(date.retry_after(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn busy_is_503_or_429_temporarily_unavailable_but_not_a_lockout() {
+        let answer = |status: u16, body: &'static str| TokenAnswer {
+            status: StatusCode::from_u16(status).unwrap(),
+            retry_after: None,
+            body: Bytes::from_static(body.as_bytes()),
+        };
+        assert!(answer(503, "").is_busy());
+        assert!(answer(429, r#"{"error":"temporarily_unavailable"}"#).is_busy());
+        assert!(!answer(429, r#"{"error":"invalid_grant"}"#).is_busy());
+        assert!(!answer(429, "slow down").is_busy());
+        assert!(!answer(400, r#"{"error":"temporarily_unavailable"}"#).is_busy());
     }
 }

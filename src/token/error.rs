@@ -17,6 +17,10 @@ pub enum OAuthError {
     /// The user name or client address is locked out for `retry_after` more seconds.
     #[error("too many failed logins")]
     TooManyFailures { retry_after: u64 },
+    /// Too many logins in flight from this connection or client address, or no failure slot
+    /// freed in time: retry in a second.
+    #[error("too many logins in flight")]
+    TooManyLogins,
 }
 
 impl OAuthError {

@@ -29,7 +29,7 @@ use self::issue::{PairRequest, TokenResponse};
 use crate::auth::{self, verify};
 use crate::body::{self, Body, CollectError, Inbound};
 use crate::ctx::RequestCtx;
-use crate::login::{Limits, Locked};
+use crate::login::{self, Limits, Locked, Refused};
 use crate::reject::Rejection;
 use crate::session::{unix_now, RotateError, Rotation, Session};
 
@@ -58,6 +58,12 @@ fn to_json(minted: &TokenResponse) -> Bytes {
 
 /// The user name a client sent is attacker-controlled: audit events record it as a string field,
 /// which the log formatters quote and escape, so it cannot forge log lines.
+///
+/// Before any password work: the login is counted in flight for its connection and client
+/// address (`429` beyond their limits), then it reserves a failure slot for the user name and
+/// the address (waiting briefly when all are taken by guesses in flight), so that concurrent
+/// guesses cannot overshoot `login.max_failures`. The permit and the slot are RAII guards: a
+/// client that goes away frees both.
 async fn password_grant(
     ctx: &mut RequestCtx,
     username: String,
@@ -65,12 +71,27 @@ async fn password_grant(
     short_term: bool,
 ) -> Result<TokenResponse, Rejection> {
     let limits = Limits::from(&ctx.snapshot.config.login);
+    // The client address (behind trusted proxies): what the per-address limits key on.
     let addr = ctx.client;
     let throttle = &ctx.shared.throttle;
-    if let Err(locked) = throttle.check(&username, addr, Instant::now()) {
-        tracing::info!(target: "audit", event = "login_refused_locked", user = username.as_str(), %addr);
-        return Err(too_many_failures(locked));
-    }
+    let _in_flight = throttle.admit(&ctx.conn.logins, addr).map_err(|limit| {
+        tracing::info!(target: "audit", event = "login_refused_busy", user = username.as_str(), %addr, by = limit.by());
+        OAuthError::TooManyLogins
+    })?;
+    let slot = match throttle
+        .reserve(&username, addr, limits, login::SLOT_WAIT)
+        .await
+    {
+        Ok(slot) => slot,
+        Err(Refused::Locked(locked)) => {
+            tracing::info!(target: "audit", event = "login_refused_locked", user = username.as_str(), %addr);
+            return Err(too_many_failures(locked));
+        }
+        Err(Refused::Full) => {
+            tracing::info!(target: "audit", event = "login_refused_busy", user = username.as_str(), %addr, by = "slots");
+            return Err(OAuthError::TooManyLogins.into());
+        }
+    };
 
     let snapshot = ctx.snapshot.clone();
     let sid = uuid::Uuid::new_v4().to_string();
@@ -78,6 +99,7 @@ async fn password_grant(
     let now = std::time::SystemTime::now();
     let session_start = unix_now();
     let name = username.clone();
+    // An error here (hashing queue full, signing failed) drops the slot: nothing is counted.
     let outcome = ctx
         .shared
         .hashing
@@ -103,7 +125,7 @@ async fn password_grant(
 
     let Some((sid, token_id, minted)) = outcome else {
         tracing::info!(target: "audit", event = "login_failure", user = username.as_str(), %addr);
-        if let Some(locked) = throttle.record_failure(&username, addr, limits, Instant::now()) {
+        if let Some(locked) = slot.fail(limits, Instant::now()) {
             tracing::warn!(
                 target: "audit",
                 event = "lockout",
@@ -115,7 +137,7 @@ async fn password_grant(
         }
         return Err(OAuthError::BAD_CREDENTIALS.into());
     };
-    throttle.record_success(&username);
+    slot.succeed();
     ctx.shared
         .sessions
         .create(Session {

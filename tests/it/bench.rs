@@ -265,10 +265,14 @@ async fn bad_flags_are_refused_naming_the_flag() {
     assert_eq!(upstream.count(), 0, "nothing was sent");
 }
 
-/// A plain-HTTP stand-in for a gateway whose password hashing is saturated: its token endpoint
-/// answers the first `busy` logins with `503` + `Retry-After: 0`, then hands out a token; every
+/// A plain-HTTP stand-in for a busy gateway: its token endpoint answers the first `busy`
+/// logins with `status`, `Retry-After: 0` and `{"error": error}`, then hands out a token; every
 /// other path answers `200` to that token. Returns its address and the count of token requests.
-async fn busy_gateway(busy: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+async fn busy_gateway(
+    busy: usize,
+    status: u16,
+    error: &'static str,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let logins = Arc::new(AtomicUsize::new(0));
@@ -283,9 +287,9 @@ async fn busy_gateway(busy: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
                         let reply = if req.uri().path() == "/api/oauth2/token" {
                             if seen.fetch_add(1, Ordering::SeqCst) < busy {
                                 Response::builder()
-                                    .status(503)
+                                    .status(status)
                                     .header("retry-after", "0")
-                                    .body(full("{\"error\":\"temporarily_unavailable\"}"))
+                                    .body(full(format!("{{\"error\":\"{error}\"}}")))
                             } else {
                                 Response::builder().body(full(
                                     "{\"access_token\":\"a.b.c\",\"refresh_token\":\"r\"}",
@@ -310,7 +314,7 @@ async fn busy_gateway(busy: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
 
 #[tokio::test]
 async fn a_busy_token_endpoint_is_asked_again_over_h2c() {
-    let (addr, token_requests) = busy_gateway(3).await;
+    let (addr, token_requests) = busy_gateway(3, 503, "temporarily_unavailable").await;
     let args = [
         "--url",
         &format!("http://{addr}"),
@@ -335,4 +339,75 @@ async fn a_busy_token_endpoint_is_asked_again_over_h2c() {
         5,
         "3 refused, then 2 logins"
     );
+}
+
+#[tokio::test]
+async fn too_many_logins_in_flight_is_asked_again_but_a_lockout_ends_the_run() {
+    let (addr, token_requests) = busy_gateway(2, 429, "temporarily_unavailable").await;
+    let url = format!("http://{addr}");
+    let args = |duration: &str| {
+        [
+            "--url",
+            &url,
+            "--user",
+            "u",
+            "--password",
+            "p",
+            "--json",
+            "--duration",
+            duration,
+            "--connections",
+            "2",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let (output, _) = bench(args("1s")).await;
+    let json = report(&output);
+    assert_eq!(json["logins"], 2, "{json}");
+    assert_eq!(json["errors"], 0, "{json}");
+    assert_eq!(
+        token_requests.load(Ordering::SeqCst),
+        4,
+        "2 refused, then 2 logins"
+    );
+
+    let (addr, _) = busy_gateway(usize::MAX, 429, "invalid_grant").await;
+    let url = format!("http://{addr}");
+    let args = [
+        "--url",
+        &url,
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--duration",
+        "60s",
+        "--connections",
+        "1",
+    ];
+    let (output, took) = bench(args.map(str::to_owned).to_vec()).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("429 Too Many Requests invalid_grant"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+}
+
+#[tokio::test]
+async fn more_virtual_users_than_one_address_may_log_in_at_once() {
+    // 24 virtual users from one address: beyond 16 logins in flight the gateway answers `429`
+    // with `Retry-After`, and beyond the 5 failure slots of alice logins wait; all get in.
+    let (_upstream, gw) = gateway(Options::default()).await;
+    let (output, _) = bench(args(
+        &gw,
+        ALICE.1,
+        &["--json", "--duration", "1s", "--connections", "24"],
+    ))
+    .await;
+    let json = report(&output);
+    assert_eq!(json["logins"], 24, "{json}");
+    assert_eq!(json["errors"], 0, "{json}");
 }

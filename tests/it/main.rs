@@ -14,6 +14,7 @@ mod grpc;
 mod keys;
 mod lifecycle;
 mod limits;
+mod logins;
 mod metrics;
 mod openapi;
 mod proxy;
