@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::idle::{Activity, Expired, Tracked};
+use crate::config::ServerConfig;
 use crate::ctx::ConnState;
 use crate::gateway::{self, ConnInfo};
 use crate::state::Shared;
@@ -54,6 +55,25 @@ pub(super) struct Settings {
     pub(super) header_read_timeout: Duration,
     pub(super) idle_timeout: Duration,
     pub(super) max_header_bytes: usize,
+}
+
+impl Settings {
+    /// `service` over `acceptor` (TLS) or plain TCP, with `server`'s limits.
+    pub(super) fn new(
+        service: Service,
+        acceptor: Option<TlsAcceptor>,
+        http2: bool,
+        server: &ServerConfig,
+    ) -> Self {
+        Self {
+            service,
+            acceptor,
+            http2,
+            header_read_timeout: server.header_read_timeout,
+            idle_timeout: server.idle_timeout,
+            max_header_bytes: server.max_header_bytes,
+        }
+    }
 }
 
 impl std::fmt::Debug for Settings {

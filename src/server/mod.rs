@@ -40,14 +40,7 @@ pub async fn serve(
         )?))),
         None => None,
     };
-    let settings = Settings {
-        service: Service::Gateway,
-        acceptor,
-        http2: server.http2,
-        header_read_timeout: server.header_read_timeout,
-        idle_timeout: server.idle_timeout,
-        max_header_bytes: server.max_header_bytes,
-    };
+    let settings = Settings::new(Service::Gateway, acceptor, server.http2, server);
     let max_connections = server.max_connections;
     drop(snapshot);
     accept_loop(listener, shared, settings, max_connections, shutdown).await;
@@ -63,14 +56,7 @@ pub async fn serve_admin(
 ) {
     let snapshot = shared.snapshot();
     let server = &snapshot.config.server;
-    let settings = Settings {
-        service: Service::Admin,
-        acceptor: None,
-        http2: false,
-        header_read_timeout: server.header_read_timeout,
-        idle_timeout: server.idle_timeout,
-        max_header_bytes: server.max_header_bytes,
-    };
+    let settings = Settings::new(Service::Admin, None, false, server);
     let max_connections = server.max_connections;
     drop(snapshot);
     accept_loop(listener, shared, settings, max_connections, shutdown).await;
