@@ -36,7 +36,8 @@
 #   NGINX_WORKERS=auto  HAPROXY_THREADS=$(nproc)  UPSTREAM_WORKERS=1
 #   BASE_PORT=19080  ports BASE_PORT .. BASE_PORT+39 must be free
 #   UPDATE_DOCS=1    write the table into BENCHMARKS.md and the chart to bench/side-by-side.svg
-#   BUILD=1          cargo build --release first (0: use the existing target/release/portcullis)
+#   BUILD=1          cargo build --release first (0: use the existing target/release/portcullis;
+#                    both honour CARGO_TARGET_DIR)
 #   MAX_TOTAL_S      hard deadline for everything, build included (default 3600; QUICK 900)
 #   BENCH_WORK       scratch folder (default ${TMPDIR:-/tmp}/portcullis-side-by-side)
 #
@@ -129,7 +130,12 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------- portcullis build
-BIN=$REPO/target/release/portcullis
+# cargo reads a relative CARGO_TARGET_DIR from its working directory; the build below runs in $REPO
+if [[ -n ${CARGO_TARGET_DIR:-} && $CARGO_TARGET_DIR != /* ]]; then
+  CARGO_TARGET_DIR=$PWD/$CARGO_TARGET_DIR
+  export CARGO_TARGET_DIR
+fi
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/portcullis
 if [[ $BUILD == 1 ]]; then
   log "cargo build --release"
   (cd "$REPO" && timeout "$(left)" cargo build --release --locked --quiet) >>"$LOG" 2>&1 ||
