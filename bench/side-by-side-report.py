@@ -7,7 +7,10 @@ Usage: side-by-side-report.py OUT_DIR --svg FILE [--benchmarks BENCHMARKS.md --s
 OUT_DIR holds results.tsv (one row per measurement) and meta.tsv (key<TAB>value). Medians are
 over the rounds of one config and protocol; "proxy CPU us/req" is the proxy's CPU time divided
 by the requests it served (per run, then the median), which other load on the machine disturbs
-less than req/s. The chart is drawn by hand (no plotting library).
+less than req/s. With a portcullis-baseline column (meta keys baseline, baseline_bin), the
+section also gives portcullis / baseline per protocol: the median over the rounds of the ratio
+within each round (the two are measured back to back). The chart is drawn by hand (no plotting
+library).
 """
 import argparse
 import csv
@@ -25,12 +28,19 @@ CONFIGS = {
     "nginx": ("nginx", "nginx as a plain reverse proxy, no authentication", "#43a047"),
     "haproxy-jwt": ("HAProxy + jwt_verify", "HAProxy checking an RS512 JWT on every request", "#1e88e5"),
     "portcullis": ("portcullis", "the gateway, one access token it issued", "#e65100"),
+    # label and description completed from meta.tsv by label() and description()
+    "portcullis-baseline": (
+        "portcullis (baseline)",
+        "another portcullis binary with the same configurations as `portcullis`, one access token it issued",
+        "#795548",
+    ),
     "portcullis-distinct-tokens": (
         "portcullis, distinct tokens, cache off",
         "the gateway with its verified-token cache off, each request with the next of many tokens it issued (HTTP/1.1 only)",
         "#ffb74d",
     ),
 }
+BASELINE = "portcullis-baseline"
 PROTOS = {
     "h1": "HTTP/1.1",
     "h2c": "h2c",
@@ -50,6 +60,24 @@ def num(value):
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def label(config, meta):
+    """The config's name in the chart legend."""
+    if config == BASELINE:
+        return f"portcullis (baseline: {meta.get('baseline') or meta.get('baseline_bin') or '?'})"
+    return CONFIGS[config][0]
+
+
+def row_name(config, meta):
+    """The config's name in the tables."""
+    return label(config, meta) if config == BASELINE else config
+
+
+def description(config, meta):
+    if config == BASELINE:
+        return f"{label(config, meta)}, `{meta.get('baseline_bin', '?')}`: {CONFIGS[config][1]}"
+    return CONFIGS[config][1]
 
 
 def fmt(value, digits=0):
@@ -88,11 +116,34 @@ def summarise(rows):
     return cells
 
 
+def paired_ratios(rows, a, b):
+    """{proto: (req/s ratio, CPU us/req ratio)}: config a over config b, the median over the
+    rounds of the ratio within each round."""
+    def by_round(config, proto):
+        out = {}
+        for r in rows:
+            if r["config"] == config and r["proto"] == proto:
+                rps, cpu = num(r["rps"]), num(r["proxy_cpu_pct"])
+                out[r["round"]] = (rps, cpu / 100 / rps * 1e6 if rps and cpu else None)
+        return out
+
+    ratios = {}
+    for proto in PROTOS:
+        mine, theirs = by_round(a, proto), by_round(b, proto)
+        rounds = [k for k in mine if k in theirs]
+        if not rounds:
+            continue
+        rps = median(mine[k][0] / theirs[k][0] if mine[k][0] and theirs[k][0] else None for k in rounds)
+        cpu = median(mine[k][1] / theirs[k][1] if mine[k][1] and theirs[k][1] else None for k in rounds)
+        ratios[proto] = (rps, cpu)
+    return ratios
+
+
 def plural(count, noun):
     return f"{count} {noun}" + ("" if count == "1" else "s")
 
 
-def markdown(cells, meta, svg_link):
+def markdown(cells, meta, svg_link, rows):
     configs = [c for c in CONFIGS if any(k[0] == c for k in cells)]
     protos = [p for p in PROTOS if any(k[1] == p for k in cells)]
     out = []
@@ -120,13 +171,13 @@ def markdown(cells, meta, svg_link):
         out.append("**Incomplete: the deadline (MAX_TOTAL_S) cut the rounds short.**")
     out.append("")
     for c in configs:
-        out.append(f"- `{c}`: {CONFIGS[c][1]}")
+        out.append(f"- `{c}`: {description(c, meta)}")
     out.append("")
     head = "| config |" + "".join(f" {PROTOS[p]} req/s | p99 ms |" for p in protos)
     out.append(head)
     out.append("|---|" + "---:|---:|" * len(protos))
     for c in configs:
-        line = f"| {c} |"
+        line = f"| {row_name(c, meta)} |"
         for p in protos:
             cell = cells.get((c, p))
             if cell is None:
@@ -143,16 +194,33 @@ def markdown(cells, meta, svg_link):
     for c in configs:
         if c == "direct":
             continue
-        line = f"| {c} |"
+        line = f"| {row_name(c, meta)} |"
         for p in protos:
             cell = cells.get((c, p))
             line += f" {fmt(cell['cpu_us'], 1) if cell else '-'} |"
         out.append(line)
     out.append("")
+    if "portcullis" in configs and BASELINE in configs:
+        ratios = paired_ratios(rows, "portcullis", BASELINE)
+        if ratios:
+            out.append(
+                f"`portcullis` / {label(BASELINE, meta)}, the median over the rounds of the ratio "
+                "within each round (measured back to back):"
+            )
+            out.append("")
+            out.append("| ratio |" + "".join(f" {PROTOS[p]} |" for p in protos))
+            out.append("|---|" + "---:|" * len(protos))
+            for i, what in enumerate(["req/s (higher: portcullis faster)", "CPU µs/req (lower: portcullis cheaper)"]):
+                line = f"| {what} |"
+                for p in protos:
+                    value = ratios.get(p, (None, None))[i]
+                    line += f" {'-' if value is None else f'{value:.2f}×'} |"
+                out.append(line)
+            out.append("")
     bad = {k: v for k, v in cells.items() if v["bad"]}
     total = sum(v["requests"] for v in cells.values())
     if bad:
-        listed = ", ".join(f"{c} {PROTOS[p]}: {v['bad']}" for (c, p), v in bad.items())
+        listed = ", ".join(f"{row_name(c, meta)} {PROTOS[p]}: {v['bad']}" for (c, p), v in bad.items())
         out.append(f"⚠ non-2xx answers or socket errors: {listed} (of {total:,} requests).")
     else:
         out.append(f"All {total:,} measured requests answered 2xx, with no socket errors.")
@@ -182,6 +250,15 @@ def svg(cells, meta):
     width, height = 960, 440
     left, right, top, bottom = 80, 20, 64, 80
     plot_w, plot_h = width - left - right, height - top - bottom
+    # the legend first: a long label goes to the next line, and the chart grows to hold it
+    legend, lx, ly = [], left, top + plot_h + 48
+    for c in configs:
+        w = 30 + 6.8 * len(label(c, meta))
+        if lx > left and lx + w > width - right:
+            lx, ly = left, ly + 22
+        legend.append((c, lx, ly))
+        lx += w
+    height = max(height, ly + 10)
     values = [v["rps"] for v in cells.values() if v["rps"]]
     peak = max(values) if values else 1
     step = nice_step(peak)
@@ -224,7 +301,7 @@ def svg(cells, meta):
             s.append(
                 f'<rect x="{x:.1f}" y="{by:.1f}" width="{bar_w - 3:.1f}" '
                 f'height="{top + plot_h - by:.1f}" fill="{CONFIGS[c][2]}">'
-                f"<title>{escape(c)} {escape(PROTOS[p])}: {cell['rps']:,.0f} req/s, "
+                f"<title>{escape(row_name(c, meta))} {escape(PROTOS[p])}: {cell['rps']:,.0f} req/s, "
                 f"p99 {fmt(cell['p99'], 2)} ms</title></rect>"
             )
             s.append(
@@ -236,14 +313,9 @@ def svg(cells, meta):
             f'text-anchor="middle" font-weight="bold">{escape(PROTOS[p])}</text>'
         )
     s.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#333"/>')
-    lx, ly = left, top + plot_h + 48
-    for c in configs:
-        label = CONFIGS[c][0]
-        s.append(f'<rect x="{lx}" y="{ly - 10}" width="12" height="12" fill="{CONFIGS[c][2]}"/>')
-        s.append(f'<text x="{lx + 18}" y="{ly}">{escape(label)}</text>')
-        lx += 30 + 6.8 * len(label)
-        if lx > width - 200:
-            lx, ly = left, ly + 22
+    for c, lx, ly in legend:
+        s.append(f'<rect x="{lx:g}" y="{ly - 10}" width="12" height="12" fill="{CONFIGS[c][2]}"/>')
+        s.append(f'<text x="{lx + 18:g}" y="{ly}">{escape(label(c, meta))}</text>')
     s.append("</svg>")
     return "\n".join(s) + "\n"
 
@@ -280,7 +352,7 @@ def main():
         link = os.path.relpath(args.svg_copy or args.svg, os.path.dirname(os.path.abspath(args.benchmarks)))
     else:
         link = os.path.basename(args.svg)
-    section = markdown(cells, meta, link)
+    section = markdown(cells, meta, link, rows)
     if args.benchmarks:
         replace_section(args.benchmarks, section)
     sys.stdout.write(section)

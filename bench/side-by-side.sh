@@ -11,6 +11,9 @@
 #                               (tokens.verified_cache = 0), each request with the next of TOKENS
 #                               tokens it issued: every request pays the RS512 signature check
 #                               (a wrk Lua script; HTTP/1.1 only: h2load cannot vary headers)
+#   portcullis-baseline         only with BASELINE_BIN: that other portcullis binary (e.g. a build
+#                               of the code before a change) with the same configurations as
+#                               `portcullis` on its own ports, one access token it issued
 # Protocols: HTTP/1.1 (wrk) and HTTP/2 (h2load), each over plain TCP (h2c: prior knowledge) and
 # TLS (one self-signed certificate, from `portcullis init`, for nginx, HAProxy and portcullis).
 #
@@ -31,16 +34,22 @@
 #   H2_STREAMS=1     h2load -m (concurrent streams per connection)
 #   WARMUP=2         seconds of discarded load per config and protocol before round 1
 #   TOKENS=1000      distinct tokens for portcullis-distinct-tokens (0: skip that column)
-#   CONFIGS          default "direct nginx haproxy-jwt portcullis portcullis-distinct-tokens"
+#   CONFIGS          default "direct nginx haproxy-jwt portcullis portcullis-distinct-tokens",
+#                    with BASELINE_BIN "... portcullis portcullis-baseline portcullis-distinct-tokens"
 #   PROTOS           default "h1 h2c h1-tls h2-tls"
 #   NGINX_WORKERS=auto  HAPROXY_THREADS=$(nproc)  UPSTREAM_WORKERS=1
-#   BASE_PORT=19080  ports BASE_PORT .. BASE_PORT+39 must be free
+#   BASE_PORT=19080  ports BASE_PORT .. BASE_PORT+39 must be free (+43 with portcullis-baseline)
 #   UPDATE_DOCS=1    write the table into BENCHMARKS.md and the chart to bench/side-by-side.svg
-#   BUILD=1          cargo build --release first (0: use the existing target/release/portcullis)
+#   BUILD=1          cargo build --release first (0: use the existing target/release/portcullis;
+#                    both honour CARGO_TARGET_DIR)
+#   BASELINE_BIN     a portcullis binary to measure as the portcullis-baseline column, interleaved
+#                    with the others (unset: no such column); not built by this script
+#   BASELINE_LABEL   what the report calls it, e.g. "before issue 11 (044ff5d)" (default: its path)
 #   MAX_TOTAL_S      hard deadline for everything, build included (default 3600; QUICK 900)
 #   BENCH_WORK       scratch folder (default ${TMPDIR:-/tmp}/portcullis-side-by-side)
 #
 # Usage, from anywhere:  bench/side-by-side.sh          QUICK=1 bench/side-by-side.sh
+#   against an older build: BASELINE_BIN=/path/to/old/portcullis BASELINE_LABEL=old bench/side-by-side.sh
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,6 +61,10 @@ if [[ $QUICK == 1 ]]; then
 fi
 : "${ROUNDS:=3}" "${DURATION:=10}" "${WARMUP:=2}" "${TOKENS:=1000}" "${UPDATE_DOCS:=1}" "${MAX_TOTAL_S:=3600}"
 : "${CONNS:=64}" "${THREADS:=1}" "${H2_STREAMS:=1}"
+: "${BASELINE_BIN:=}"
+if [[ -n $BASELINE_BIN ]]; then
+  : "${CONFIGS:=direct nginx haproxy-jwt portcullis portcullis-baseline portcullis-distinct-tokens}"
+fi
 : "${CONFIGS:=direct nginx haproxy-jwt portcullis portcullis-distinct-tokens}"
 : "${PROTOS:=h1 h2c h1-tls h2-tls}"
 : "${NGINX_WORKERS:=auto}" "${HAPROXY_THREADS:=$(nproc)}" "${UPSTREAM_WORKERS:=1}"
@@ -129,13 +142,28 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------- portcullis build
-BIN=$REPO/target/release/portcullis
+# cargo reads a relative CARGO_TARGET_DIR from its working directory; the build below runs in $REPO
+if [[ -n ${CARGO_TARGET_DIR:-} && $CARGO_TARGET_DIR != /* ]]; then
+  CARGO_TARGET_DIR=$PWD/$CARGO_TARGET_DIR
+  export CARGO_TARGET_DIR
+fi
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/portcullis
 if [[ $BUILD == 1 ]]; then
   log "cargo build --release"
   (cd "$REPO" && timeout "$(left)" cargo build --release --locked --quiet) >>"$LOG" 2>&1 ||
     die "cargo build --release failed (see $LOG)"
 fi
 [[ -x $BIN ]] || die "no $BIN (run with BUILD=1)"
+BASELINE=0
+if [[ " $CONFIGS " == *" portcullis-baseline "* ]]; then
+  [[ -n $BASELINE_BIN ]] || die "CONFIGS has portcullis-baseline but BASELINE_BIN is not set"
+  [[ -x $BASELINE_BIN && ! -d $BASELINE_BIN ]] || die "BASELINE_BIN=$BASELINE_BIN is not an executable file"
+  [[ $BASELINE_BIN == /* ]] || BASELINE_BIN=$PWD/$BASELINE_BIN
+  : "${BASELINE_LABEL:=$BASELINE_BIN}"
+  [[ ! $BASELINE_BIN -ef $BIN ]] || log "WARNING: BASELINE_BIN is $BIN itself"
+  BASELINE=1
+  log "portcullis: $BIN; portcullis-baseline ($BASELINE_LABEL): $BASELINE_BIN"
+fi
 
 # ---------------------------------------------------------------- ports
 P_UP=$BASE_PORT                        # upstream: h1, h2c, TLS (h1 + h2 by ALPN)
@@ -145,6 +173,8 @@ P_GW=$((BASE_PORT + 30))               # portcullis plain (h1 + h2c), its admin 
 P_GW_TLS=$((BASE_PORT + 32))           # portcullis TLS (h1 + h2 by ALPN), its admin +1
 P_GW_NC=$((BASE_PORT + 34))            # the same two with the verified-token cache off
 P_GW_NC_TLS=$((BASE_PORT + 36))
+P_GW_BL=$((BASE_PORT + 40))            # BASELINE_BIN, plain and TLS, admins +1
+P_GW_BL_TLS=$((BASE_PORT + 42))
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
   local _
@@ -154,7 +184,7 @@ wait_port() {
   done
   return 1
 }
-for p in $(seq "$BASE_PORT" $((BASE_PORT + 39))); do
+for p in $(seq "$BASE_PORT" $((BASE_PORT + (BASELINE ? 43 : 39)))); do
   if port_open "$p"; then die "port $p is in use (set BASE_PORT)"; fi
 done
 
@@ -215,6 +245,10 @@ write_gateway_conf "$GW_DIR/config/plain.toml" "$P_GW" false 10000
 write_gateway_conf "$GW_DIR/config/tls.toml" "$P_GW_TLS" true 10000
 write_gateway_conf "$GW_DIR/config/plain-nocache.toml" "$P_GW_NC" false 0
 write_gateway_conf "$GW_DIR/config/tls-nocache.toml" "$P_GW_NC_TLS" true 0
+if ((BASELINE)); then
+  write_gateway_conf "$GW_DIR/config/baseline-plain.toml" "$P_GW_BL" false 10000
+  write_gateway_conf "$GW_DIR/config/baseline-tls.toml" "$P_GW_BL_TLS" true 10000
+fi
 
 nginx_head() { # $1 name, $2 worker_processes
   cat <<EOF
@@ -328,6 +362,7 @@ function request()
 end
 EOF
 cp "$CONF_DIR"/*.conf "$CONF_DIR"/*.cfg "$CONF_DIR"/*.lua "$GW_DIR"/config/plain.toml "$GW_DIR"/config/tls.toml "$OUT_DIR/raw/"
+((BASELINE == 0)) || cp "$GW_DIR"/config/baseline-plain.toml "$GW_DIR"/config/baseline-tls.toml "$OUT_DIR/raw/"
 
 # ---------------------------------------------------------------- start
 declare -A PIDS=()   # name -> pids whose CPU is that server's
@@ -346,6 +381,12 @@ nginx -t -q -p "$RUN_DIR" -e "$RUN_DIR/nginx-t.log" -c "$CONF_DIR/nginx.conf" ||
 haproxy -c -q -f "$CONF_DIR/haproxy.cfg" || die "haproxy -c"
 "$BIN" check -c "$GW_DIR/config/plain.toml" >>"$LOG" 2>&1 || die "portcullis check plain.toml (see $LOG)"
 "$BIN" check -c "$GW_DIR/config/tls.toml" >>"$LOG" 2>&1 || die "portcullis check tls.toml (see $LOG)"
+if ((BASELINE)); then
+  for f in baseline-plain baseline-tls; do
+    "$BASELINE_BIN" check -c "$GW_DIR/config/$f.toml" >>"$LOG" 2>&1 ||
+      die "BASELINE_BIN check $f.toml: the baseline refuses the generated config (see $LOG)"
+  done
+fi
 
 # pre-flight: how busy is the machine before we add load? (2 s sample; warns, does not wait)
 cpu_sample() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6, $9}' /proc/stat; }
@@ -361,6 +402,10 @@ start nginx $((P_NGINX + 2)) nginx -p "$RUN_DIR" -e "$RUN_DIR/nginx-startup.log"
 start haproxy $((P_HAPROXY + 2)) haproxy -db -f "$CONF_DIR/haproxy.cfg"
 start portcullis "$P_GW" "$BIN" serve -c "$GW_DIR/config/plain.toml"
 start portcullis-tls "$P_GW_TLS" "$BIN" serve -c "$GW_DIR/config/tls.toml"
+if ((BASELINE)); then
+  start portcullis-baseline "$P_GW_BL" "$BASELINE_BIN" serve -c "$GW_DIR/config/baseline-plain.toml"
+  start portcullis-baseline-tls "$P_GW_BL_TLS" "$BASELINE_BIN" serve -c "$GW_DIR/config/baseline-tls.toml"
+fi
 if [[ " $CONFIGS " == *" portcullis-distinct-tokens "* ]]; then
   start portcullis-nc "$P_GW_NC" "$BIN" serve -c "$GW_DIR/config/plain-nocache.toml"
   start portcullis-nc-tls "$P_GW_NC_TLS" "$BIN" serve -c "$GW_DIR/config/tls-nocache.toml"
@@ -377,6 +422,10 @@ login() { # $1 base URL; prints the access token
 }
 GW_TOKEN=$(login "http://127.0.0.1:$P_GW") || die "login at the plain portcullis failed"
 GW_TLS_TOKEN=$(login "https://127.0.0.1:$P_GW_TLS") || die "login at the TLS portcullis failed"
+if ((BASELINE)); then
+  BL_TOKEN=$(login "http://127.0.0.1:$P_GW_BL") || die "login at the plain portcullis-baseline failed"
+  BL_TLS_TOKEN=$(login "https://127.0.0.1:$P_GW_BL_TLS") || die "login at the TLS portcullis-baseline failed"
+fi
 # Distinct tokens: one login, then refreshes on one keep-alive connection; every refresh brings
 # a new access token (new jti and signature) for the same session.
 mint() { # $1 base URL, $2 count, $3 output file
@@ -427,6 +476,12 @@ url_of() { # $1 config, $2 proto
         *) echo "https://127.0.0.1:$P_GW_TLS/" ;;
       esac
       return ;;
+    portcullis-baseline)
+      case $2 in
+        h1 | h2c) echo "http://127.0.0.1:$P_GW_BL/" ;;
+        *) echo "https://127.0.0.1:$P_GW_BL_TLS/" ;;
+      esac
+      return ;;
     portcullis-distinct-tokens)
       case $2 in
         h1 | h2c) echo "http://127.0.0.1:$P_GW_NC/" ;;
@@ -449,6 +504,11 @@ token_of() { # $1 config, $2 proto; empty for no token
         h1 | h2c) echo "$GW_TOKEN" ;;
         *) echo "$GW_TLS_TOKEN" ;;
       esac ;;
+    portcullis-baseline)
+      case $2 in
+        h1 | h2c) echo "$BL_TOKEN" ;;
+        *) echo "$BL_TLS_TOKEN" ;;
+      esac ;;
   esac
 }
 cpu_pids_of() { # $1 config, $2 proto
@@ -460,6 +520,11 @@ cpu_pids_of() { # $1 config, $2 proto
       case $2 in
         h1 | h2c) echo "${PIDS[portcullis]}" ;;
         *) echo "${PIDS[portcullis-tls]}" ;;
+      esac ;;
+    portcullis-baseline)
+      case $2 in
+        h1 | h2c) echo "${PIDS[portcullis-baseline]}" ;;
+        *) echo "${PIDS[portcullis-baseline-tls]}" ;;
       esac ;;
     portcullis-distinct-tokens)
       case $2 in
@@ -638,6 +703,7 @@ COMMAND=""
 for v in ROUNDS DURATION CONNS THREADS H2_STREAMS WARMUP TOKENS; do
   COMMAND+="$v=${!v} "
 done
+((BASELINE == 0)) || COMMAND+="BASELINE_BIN=${BASELINE_BIN@Q} BASELINE_LABEL=${BASELINE_LABEL@Q} "
 COMMAND+="bench/side-by-side.sh"
 {
   printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -657,6 +723,10 @@ COMMAND+="bench/side-by-side.sh"
   printf 'tokens\t%s\n' "$TOKENS"
   printf 'workers\tnginx worker_processes %s, HAProxy nbthread %s, upstream nginx worker_processes %s, portcullis: one tokio worker per core\n' "$NGINX_WORKERS" "$HAPROXY_THREADS" "$UPSTREAM_WORKERS"
   printf 'incomplete\t%s\n' "$INCOMPLETE"
+  if ((BASELINE)); then
+    printf 'baseline\t%s\n' "$BASELINE_LABEL"
+    printf 'baseline_bin\t%s\n' "$BASELINE_BIN"
+  fi
 } >"$OUT_DIR/meta.tsv"
 REPORT_ARGS=("$OUT_DIR" --svg "$OUT_DIR/side-by-side.svg")
 if [[ $UPDATE_DOCS == 1 ]]; then
