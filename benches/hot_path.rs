@@ -116,11 +116,12 @@ fn routing(c: &mut Criterion) {
 fn header_rewriting(c: &mut Criterion) {
     let snapshot = Arc::new(snapshot(Algorithm::EdDSA, 0));
     let request_id = HeaderValue::from_static("3f1d0c2e-5b8a-4e21-9c3f-7a6b5d4e3c2b");
+    let host = HeaderValue::from_static("api1.example.com");
     let hop = Hop {
         peer: "192.0.2.7".parse().unwrap(),
         trusted_peer: false,
         scheme: "https",
-        host: Some("api1.example.com"),
+        host: Some(&host),
         request_id: &request_id,
     };
     let route = &snapshot

@@ -68,11 +68,7 @@ fn host<B>(req: &Request<B>) -> Result<Option<Host>, RouteError> {
     if values.next().is_some() {
         return Err(RouteError::BadHost);
     }
-    let header = header
-        .map(|v| v.to_str().map_err(|_| RouteError::BadHost))
-        .transpose()?
-        .map(route::canonical_host)
-        .transpose()?;
+    let header = header.map(route::canonical_host_header).transpose()?;
     let authority = req
         .uri()
         .authority()

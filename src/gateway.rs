@@ -199,7 +199,7 @@ async fn handle_inner(
         peer: ctx.peer.ip(),
         trusted_peer: ctx.trusted_peer,
         scheme: ctx.scheme,
-        host: ctx.host.as_ref().map(Host::authority),
+        host: ctx.host.as_ref().map(Host::header_value),
         request_id: &ctx.request_id,
     };
     let forwarded = proxy::forward(

@@ -149,9 +149,9 @@ pub fn rewrite_request(
         );
     }
     if !(hop.trusted_peer && headers.contains_key(&X_FORWARDED_HOST)) {
-        match hop.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        match hop.host {
             Some(h) => {
-                headers.insert(X_FORWARDED_HOST.clone(), h);
+                headers.insert(X_FORWARDED_HOST.clone(), h.clone());
             }
             None => {
                 headers.remove(&X_FORWARDED_HOST);

@@ -63,7 +63,7 @@ pub struct Hop<'a> {
     /// `"https"` or `"http"`: how the client reached the gateway.
     pub scheme: &'static str,
     /// The client's canonical host, `name[:port]`.
-    pub host: Option<&'a str>,
+    pub host: Option<&'a HeaderValue>,
     pub request_id: &'a HeaderValue,
 }
 
@@ -139,11 +139,11 @@ pub async fn forward(
     // HTTP/1.1: the client's host in `Host` (or the client library fills in the upstream's).
     // HTTP/2: never a `host` header; the host travels as `:authority` (RFC 9113 §8.3.1).
     let preserved = hop.host.filter(|_| route.preserve_host);
-    match preserved.filter(|_| !http2).map(HeaderValue::from_str) {
-        Some(Ok(host)) => {
-            parts.headers.insert(HOST, host);
+    match preserved.filter(|_| !http2) {
+        Some(host) => {
+            parts.headers.insert(HOST, host.clone());
         }
-        Some(Err(_)) | None => {
+        None => {
             parts.headers.remove(HOST);
         }
     }
@@ -158,9 +158,9 @@ pub async fn forward(
     let timeout = route.timeout;
     let mut response = loop {
         *used = Some(target.authority.to_string());
-        let authority = match preserved.filter(|_| http2) {
-            Some(host) => host,
-            None => target.authority.as_str(),
+        let authority = match preserved.filter(|_| http2).map(HeaderValue::to_str) {
+            Some(Ok(host)) => host,
+            Some(Err(_)) | None => target.authority.as_str(),
         };
         parts.uri = upstream_uri(
             route,

@@ -20,6 +20,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::Ipv6Addr;
 
+use http::HeaderValue;
+
 use super::RouteError;
 
 /// The canonical form of `path` (a request target's path, without query), borrowed when it is
@@ -143,30 +145,72 @@ fn check_segments(path: &str) -> Result<(), RouteError> {
 }
 
 /// A request's host, canonical: the name in lower case without a trailing dot (an IPv6
-/// literal keeps its brackets), and the port as the client sent it. Kept as one string,
-/// `name[:port]`, as it is forwarded.
+/// literal keeps its brackets), and the port as the client sent it. Kept as one header value,
+/// `name[:port]`, as it is forwarded: for a `Host` header that is canonical already (the common
+/// case) it shares the header's bytes, so nothing is copied.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct Host {
-    authority: String,
+    value: HeaderValue,
     name_len: usize,
 }
 
 impl Host {
+    /// `name[:port]`, as it is forwarded (`Host`, `:authority`, `X-Forwarded-Host`).
+    pub fn authority(&self) -> &str {
+        // Only ASCII host characters are ever stored, so this never falls back.
+        self.value.to_str().unwrap_or_default()
+    }
+
     /// The host name, without port: what routes match on.
     pub fn name(&self) -> &str {
-        &self.authority[..self.name_len]
+        self.authority().get(..self.name_len).unwrap_or_default()
     }
 
     pub fn port(&self) -> Option<u16> {
-        self.authority[self.name_len..]
+        self.authority()
+            .get(self.name_len..)?
             .strip_prefix(':')
             .and_then(|p| p.parse().ok())
     }
 
-    /// `name[:port]`, as it is forwarded (`Host`, `:authority`, `X-Forwarded-Host`).
-    pub fn authority(&self) -> &str {
-        &self.authority
+    /// The canonical `name[:port]` as a header value.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.value
     }
+}
+
+/// The canonical form of a `Host` header; shares its bytes when it is canonical already.
+pub fn canonical_host_header(value: &HeaderValue) -> Result<Host, RouteError> {
+    let raw = value.to_str().map_err(|_| RouteError::BadHost)?;
+    match already_canonical(raw) {
+        Some(name_len) => Ok(Host {
+            value: value.clone(),
+            name_len,
+        }),
+        None => canonical_host(raw),
+    }
+}
+
+/// `Some(name length)` when `raw` is a canonical reg-name host with an optional canonical port.
+fn already_canonical(raw: &str) -> Option<usize> {
+    let (name, port) = match raw.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (raw, None),
+    };
+    let name_ok = !name.is_empty()
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+        });
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p == "0" || !p.starts_with('0'))
+            && p.parse::<u16>().is_ok()
+    });
+    (name_ok && port_ok).then_some(name.len())
 }
 
 /// The canonical form of a `Host` value or `:authority` (no user info: `a@b` is refused).
@@ -203,7 +247,7 @@ pub fn canonical_host(raw: &str) -> Result<Host, RouteError> {
         let _ = write!(authority, ":{port}");
     }
     Ok(Host {
-        authority,
+        value: HeaderValue::try_from(authority).map_err(|_| bad)?,
         name_len,
     })
 }
@@ -334,6 +378,23 @@ mod tests {
         assert_eq!(host("[0:0::1]").name(), "[::1]");
         assert_eq!(host("example.com:").port(), None);
         assert_eq!(host("example.com:0080").authority(), "example.com:80");
+        for (raw, canonical) in [
+            ("secure.test", "secure.test"),
+            ("a.b:8443", "a.b:8443"),
+            ("Secure.Test.:443", "secure.test:443"),
+            ("x:0080", "x:80"),
+            ("[::1]:80", "[::1]:80"),
+        ] {
+            let header = canonical_host_header(&HeaderValue::from_static(raw)).unwrap();
+            assert_eq!(header, host(raw), "{raw}");
+            assert_eq!(header.authority(), canonical);
+        }
+        assert_eq!(already_canonical("a.b:8443"), Some(3));
+        for not in [
+            "A.b", "a.", ".a", "a..b", "a:", "a:0080", "a:99999", "[::1]", "a@b", "",
+        ] {
+            assert_eq!(already_canonical(not), None, "{not:?}");
+        }
         for bad in [
             "", ".", "a..b", "x@y", "a/b", "a b", "a%2eb", "[::1", "[zz]", "h:99999", "h:1:2",
             "[::1]x",

@@ -6,7 +6,7 @@
 
 mod canonical;
 
-pub use canonical::{canonical_host, canonical_path, Host};
+pub use canonical::{canonical_host, canonical_host_header, canonical_path, Host};
 
 use crate::config::RouteConfig;
 use crate::proxy::{ClientError, Upstream};
