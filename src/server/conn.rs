@@ -119,7 +119,9 @@ pub(super) async fn serve_connection(
                     // preface is a connection error (RFC 9113 §3.4), answered with a GOAWAY
                     // (hyper's h2 closes without one).
                     match tokio::time::timeout(head, sniff(tls)).await {
-                        Ok(Ok((Protocol::Http2, tls))) => conn.serve(tls, Protocol::Http2).await,
+                        Ok(Ok((Protocol::Http2, tls))) => {
+                            Box::pin(conn.serve(tls, Protocol::Http2)).await;
+                        }
                         Ok(Ok((Protocol::Http1, mut tls))) => {
                             let _ = tls.inner.write_all(&GOAWAY_PROTOCOL_ERROR).await;
                             let _ = tls.inner.shutdown().await;
@@ -127,7 +129,7 @@ pub(super) async fn serve_connection(
                         Ok(Err(_)) | Err(_) => tracing::debug!("no HTTP/2 preface in time"),
                     }
                 }
-                _ => conn.serve(tls, Protocol::Http1).await,
+                _ => Box::pin(conn.serve(tls, Protocol::Http1)).await,
             }
         }
         None if settings.http2 => {
@@ -136,11 +138,11 @@ pub(super) async fn serve_connection(
                 return tracing::debug!("no request head in time");
             };
             let conn = Conn::new(peer, "http", shared, settings, activity, drain);
-            conn.serve(stream, protocol).await;
+            Box::pin(conn.serve(stream, protocol)).await;
         }
         None => {
             let conn = Conn::new(peer, "http", shared, settings, activity, drain);
-            conn.serve(stream, Protocol::Http1).await;
+            Box::pin(conn.serve(stream, Protocol::Http1)).await;
         }
     }
 }
@@ -251,7 +253,10 @@ impl Conn {
                     .max_buf_size(settings.max_header_bytes.max(MIN_BUF))
                     .max_header_size(settings.max_header_bytes);
                 let conn = builder.serve_connection(io, service).with_upgrades();
-                self.drive(conn).await;
+                // Boxed, here and below: the connection task's future is then as large as the
+                // protocol it speaks, not as the largest of them (an HTTP/2 connection's state
+                // would otherwise be carried by every HTTP/1 connection).
+                Box::pin(self.drive(conn)).await;
             }
             Protocol::Http2 => {
                 let mut builder = http2::Builder::new(TokioExecutor::new());
@@ -262,7 +267,7 @@ impl Conn {
                         u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX),
                     );
                 let conn = builder.serve_connection(io, service);
-                self.drive(conn).await;
+                Box::pin(self.drive(conn)).await;
             }
         }
         self.run_tunnels().await;
