@@ -367,8 +367,13 @@ async fn https_upstreams_are_verified_against_upstream_ca() {
     let routes = format!(
         "[[routes]]\nname = \"private\"\npath_prefix = \"/private\"\n\
          upstreams = [\"https://localhost:{port}\"]\nupstream_ca = \"upstream-ca.pem\"\n\n\
+         [[routes]]\nname = \"private-h2\"\npath_prefix = \"/h2\"\n\
+         upstream_protocol = \"http2\"\n\
+         upstreams = [\"https://localhost:{port}\"]\nupstream_ca = \"upstream-ca.pem\"\n\n\
          [[routes]]\nname = \"system\"\npath_prefix = \"/system\"\n\
-         upstreams = [\"https://localhost:{port}\"]\n"
+         upstreams = [\"https://localhost:{port}\"]\n\n\
+         [[routes]]\nname = \"system-h2\"\npath_prefix = \"/sys-h2\"\n\
+         upstream_protocol = \"http2\"\nupstreams = [\"https://localhost:{port}\"]\n"
     );
     let (_unused, gw) = gateway(Options {
         routes,
@@ -381,9 +386,21 @@ async fn https_upstreams_are_verified_against_upstream_ca() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(upstream.last().headers["x-auth-user"], ALICE.0);
     assert_eq!(upstream.count(), 1);
-    // The same upstream is not trusted by the system roots.
+    // HTTP/2 over TLS to the same upstream: the client's host travels as :authority.
+    let reply = gw.get("/h2/x", Some(&tokens.access)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let got = upstream.last();
+    assert_eq!(got.uri.path(), "/h2/x");
+    assert_eq!(
+        got.uri.authority().map(|a| a.as_str().to_owned()),
+        Some(format!("localhost:{}", gw.addr.port())),
+        "preserve_host over HTTP/2 is the :authority"
+    );
+    assert_eq!(upstream.count(), 2);
+    // The same upstream is not trusted by the system roots, over either protocol.
     assert_eq!(gw.get("/system/x", Some(&tokens.access)).await.status, 502);
-    assert_eq!(upstream.count(), 1);
+    assert_eq!(gw.get("/sys-h2/x", Some(&tokens.access)).await.status, 502);
+    assert_eq!(upstream.count(), 2);
 }
 
 /// The shape of a gRPC call: HTTP/2 end to end (h2c to the upstream), `te: trailers` passed on,
