@@ -216,6 +216,12 @@ fn already_canonical(raw: &str) -> Option<usize> {
 /// The canonical form of a `Host` value or `:authority` (no user info: `a@b` is refused).
 pub fn canonical_host(raw: &str) -> Result<Host, RouteError> {
     let bad = RouteError::BadHost;
+    if let Some(name_len) = already_canonical(raw) {
+        return Ok(Host {
+            value: HeaderValue::from_str(raw).map_err(|_| bad)?,
+            name_len,
+        });
+    }
     let (mut authority, port) = if let Some(rest) = raw.strip_prefix('[') {
         let (literal, after) = rest.split_once(']').ok_or(bad)?;
         let ip: Ipv6Addr = literal.parse().map_err(|_| bad)?;
