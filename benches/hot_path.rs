@@ -52,7 +52,7 @@ fn pair(snapshot: &Snapshot) -> issue::TokenResponse {
         sid: "5f0c6c1e-8f5e-4a53-9d0e-2f7d3c1b9a77",
         token_id: "0b1f1e9e-3c1d-4c59-8a8e-52a3e7c4f0d2",
         short_term: false,
-        session_start: portcullis::session::unix_now(),
+        session_start: portcullis::clock::Clock::system().unix(),
         now: SystemTime::now(),
     };
     let refresh_at = issue::refresh_deadline(snapshot, &req).unwrap();
@@ -64,19 +64,20 @@ fn verification(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
     let cold = snapshot(Algorithm::RS512, 0);
     let token = pair(&cold).access_token;
+    let now = portcullis::clock::Clock::system().unix();
     group.bench_function("rs512_cold", |b| {
         b.iter(|| {
             verify::verify::<AccessClaims>(&cold.keys, &cold.access_validation, &token).unwrap()
         })
     });
     group.bench_function("rs512_cold_with_deny_list", |b| {
-        b.iter(|| verify_access(&cold, &deny, &token).unwrap())
+        b.iter(|| verify_access(&cold, &deny, &token, now).unwrap())
     });
     let cached = snapshot(Algorithm::RS512, 10_000);
     let token = pair(&cached).access_token;
-    verify_access(&cached, &deny, &token).unwrap();
+    verify_access(&cached, &deny, &token, now).unwrap();
     group.bench_function("rs512_cached", |b| {
-        b.iter(|| verify_access(&cached, &deny, &token).unwrap())
+        b.iter(|| verify_access(&cached, &deny, &token, now).unwrap())
     });
     group.finish();
 }
@@ -123,6 +124,7 @@ fn header_rewriting(c: &mut Criterion) {
         scheme: "https",
         host: Some(&host),
         request_id: &request_id,
+        now: 0,
     };
     let route = &snapshot
         .router

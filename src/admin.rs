@@ -97,7 +97,7 @@ mod sessions {
 
     use super::json;
     use crate::body::Body;
-    use crate::session::{unix_now, StoreError};
+    use crate::session::StoreError;
     use crate::state::Shared;
 
     /// What an admin path names.
@@ -187,7 +187,7 @@ mod sessions {
     }
 
     async fn list(shared: &Shared, user: Option<&str>) -> Result<Response<Body>, StoreError> {
-        let sessions = shared.sessions.list(user, unix_now()).await?;
+        let sessions = shared.sessions.list(user, shared.clock.unix()).await?;
         let listed: Vec<Listed<'_>> = sessions
             .iter()
             .map(|s| Listed {
@@ -202,7 +202,7 @@ mod sessions {
     }
 
     async fn revoke_one(shared: &Shared, sid: &str) -> Result<Response<Body>, StoreError> {
-        let now = unix_now();
+        let now = shared.clock.unix();
         let live = shared
             .sessions
             .get(sid)
@@ -214,16 +214,22 @@ mod sessions {
                 r#"{"error":"not_found","error_description":"No live session has that id"}"#,
             ));
         };
-        let until = crate::token::revocation_deadline(&shared.snapshot().config);
+        let until =
+            crate::token::revocation_deadline(&shared.snapshot().config, shared.clock.unix());
         shared.sessions.revoke(sid, until).await?;
         tracing::info!(target: "audit", event = "admin_revoke", user = ?session.user, sid = %sid);
         Ok(json(StatusCode::OK, r#"{"revoked":1}"#))
     }
 
     async fn revoke_user(shared: &Shared, user: &str) -> Result<Response<Body>, StoreError> {
-        let until = crate::token::revocation_deadline(&shared.snapshot().config);
+        let until =
+            crate::token::revocation_deadline(&shared.snapshot().config, shared.clock.unix());
         let mut revoked = 0_u64;
-        for session in shared.sessions.list(Some(user), unix_now()).await? {
+        for session in shared
+            .sessions
+            .list(Some(user), shared.clock.unix())
+            .await?
+        {
             if shared.sessions.revoke(&session.sid, until).await? {
                 revoked += 1;
             }

@@ -187,8 +187,9 @@ async fn handle_inner(
         AuthMode::Public => None,
         AuthMode::Required => {
             let deny = ctx.shared.sessions.deny_list();
-            let identity = auth::authenticate(&snapshot, deny, req.headers())
-                .inspect_err(|e| metrics.auth_failure(*e))?;
+            let identity =
+                auth::authenticate(&snapshot, deny, req.headers(), ctx.shared.clock.unix())
+                    .inspect_err(|e| metrics.auth_failure(*e))?;
             ctx.user = Some(identity.user.clone());
             auth::authorize(&identity, &route.config.roles)
                 .inspect_err(|e| metrics.auth_failure(*e))?;
@@ -201,6 +202,7 @@ async fn handle_inner(
         scheme: ctx.scheme,
         host: ctx.host.as_ref().map(Host::header_value),
         request_id: &ctx.request_id,
+        now: ctx.shared.clock.unix(),
     };
     let forwarded = proxy::forward(
         &hop,

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //!
+//! - `clock`: the one wall clock (adjustable in tests).
 //! - `config`: the TOML file → a validated `Config` (every problem reported with its key).
 //! - `state`: `Shared` (process lifetime: sessions, certificate resolver) and `Snapshot` (one
 //!   configuration generation: routes, users, keys), swapped atomically on reload.
@@ -40,6 +41,7 @@ pub mod auth;
 pub mod bench;
 pub mod body;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod ctx;
 pub mod demo;

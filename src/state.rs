@@ -129,6 +129,8 @@ pub struct Shared {
     pub hashing: crate::login::HashPool,
     pub replays: crate::token::ReplayCache,
     pub metrics: crate::metrics::Metrics,
+    /// The wall clock of tokens, sessions and deadlines.
+    pub clock: crate::clock::Clock,
     /// Present when serving TLS; the acceptor resolves certificates through it.
     pub certs: Option<Arc<tls::CertResolver>>,
 }
@@ -136,20 +138,33 @@ pub struct Shared {
 impl Shared {
     /// Opens the session store `snapshot` names and makes `snapshot` current.
     pub fn new(snapshot: Snapshot) -> Result<Arc<Self>, StoreError> {
+        Self::with_clock(snapshot, crate::clock::Clock::system())
+    }
+
+    /// `new`, reading the time from `clock` (an adjustable one in tests).
+    pub fn with_clock(
+        snapshot: Snapshot,
+        clock: crate::clock::Clock,
+    ) -> Result<Arc<Self>, StoreError> {
         let certs = snapshot
             .certificate
             .clone()
             .map(|k| Arc::new(tls::CertResolver::new(k)));
         let sessions = match &snapshot.config.store {
             StoreConfig::Embedded { path } => {
-                SessionStore::Embedded(EmbeddedStore::open(path, crate::session::unix_now())?)
+                SessionStore::Embedded(EmbeddedStore::open(path, clock.unix())?)
             }
             StoreConfig::Memory => SessionStore::Memory(MemoryStore::new()),
             StoreConfig::Redis {
                 url,
                 key_prefix,
                 ca,
-            } => SessionStore::Redis(RedisStore::new(url, key_prefix, ca.as_deref())?),
+            } => SessionStore::Redis(RedisStore::new(
+                url,
+                key_prefix,
+                ca.as_deref(),
+                clock.clone(),
+            )?),
         };
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -158,6 +173,7 @@ impl Shared {
             hashing: Default::default(),
             replays: Default::default(),
             metrics: Default::default(),
+            clock,
             certs,
         }))
     }
@@ -231,9 +247,7 @@ impl Shared {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                shared
-                    .purge(crate::session::unix_now(), Instant::now())
-                    .await;
+                shared.purge(shared.clock.unix(), Instant::now()).await;
             }
         });
     }

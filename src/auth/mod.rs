@@ -30,23 +30,25 @@ pub struct Identity {
     pub exp: u64,
 }
 
-/// Verifies the request's bearer token and that its session is not revoked.
+/// Verifies the request's bearer token at `now` (Unix seconds) and that its session is not
+/// revoked.
 pub fn authenticate(
     snapshot: &Snapshot,
     deny: &DenyList,
     headers: &HeaderMap,
+    now: u64,
 ) -> Result<Identity, AuthError> {
     let token = bearer_token(headers)?;
-    verify_access(snapshot, deny, token)
+    verify_access(snapshot, deny, token, now)
 }
 
-/// Verifies one access token (also used by logout).
+/// Verifies one access token at `now` (also used by logout).
 pub fn verify_access(
     snapshot: &Snapshot,
     deny: &DenyList,
     token: &str,
+    now: u64,
 ) -> Result<Identity, AuthError> {
-    let now = crate::session::unix_now();
     let identity = match snapshot.token_cache.get(token, now) {
         Some(identity) => identity,
         None => {

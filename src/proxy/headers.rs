@@ -182,7 +182,7 @@ pub fn rewrite_response(hop: &Hop<'_>, identity: Option<&Identity>, headers: &mu
     remove_hop_by_hop(headers);
     headers.insert(X_REQUEST_ID.clone(), hop.request_id.clone());
     if let Some(id) = identity {
-        let left = id.exp.saturating_sub(crate::session::unix_now());
+        let left = id.exp.saturating_sub(hop.now);
         headers.insert(X_TOKEN_EXPIRES_IN.clone(), HeaderValue::from(left));
     }
 }

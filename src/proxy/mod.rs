@@ -65,6 +65,8 @@ pub struct Hop<'a> {
     /// The client's canonical host, `name[:port]`.
     pub host: Option<&'a HeaderValue>,
     pub request_id: &'a HeaderValue,
+    /// The time (Unix seconds), for `X-Token-Expires-In`.
+    pub now: u64,
 }
 
 /// The upstream's response, and the tunnel to run if it switched protocols.

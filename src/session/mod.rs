@@ -12,8 +12,6 @@ mod embedded;
 mod memory;
 mod redis_store;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -214,12 +212,4 @@ pub enum StoreError {
     /// Redis could not be reached or did not answer in time.
     #[error("the Redis session store is unavailable")]
     Unavailable(#[source] ::redis::RedisError),
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

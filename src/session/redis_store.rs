@@ -71,6 +71,8 @@ struct Inner {
     synced: AtomicBool,
     /// Live sessions as of the last purge.
     count: AtomicUsize,
+    /// What "revoked until later than now" is measured against when resynchronising.
+    clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for Inner {
@@ -110,7 +112,12 @@ impl RedisStore {
     /// Prepares a store for `url` (`redis://` or `rediss://`, optionally with a password). No
     /// connection is made here: commands connect on first use, and [`RedisStore::start`]
     /// subscribes to revocations.
-    pub fn new(url: &str, key_prefix: &str, ca: Option<&Path>) -> Result<Self, StoreError> {
+    pub fn new(
+        url: &str,
+        key_prefix: &str,
+        ca: Option<&Path>,
+        clock: crate::clock::Clock,
+    ) -> Result<Self, StoreError> {
         let client = open_client(url, ca)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -128,6 +135,7 @@ impl RedisStore {
                 deny: DenyList::default(),
                 synced: AtomicBool::new(false),
                 count: AtomicUsize::new(0),
+                clock,
             }),
             subscriber: Mutex::new(None),
         })
@@ -386,7 +394,7 @@ async fn follow_once(inner: &Inner) -> Result<(), RedisError> {
     let (mut sink, mut messages) = pubsub.split();
     sink.subscribe(&inner.keys.channel).await?;
     // Subscribed first, then loaded: a revocation published in between is not missed.
-    let now = super::unix_now();
+    let now = inner.clock.unix();
     let revoked: Vec<(String, u64)> = inner
         .conn
         .clone()

@@ -31,7 +31,7 @@ use crate::body::{self, Body, CollectError, Inbound};
 use crate::ctx::RequestCtx;
 use crate::login::{self, Limits, Locked, Refused};
 use crate::reject::Rejection;
-use crate::session::{unix_now, RotateError, Rotation, Session};
+use crate::session::{RotateError, Rotation, Session};
 
 /// `POST /api/oauth2/token`.
 pub async fn handle_token(
@@ -96,8 +96,8 @@ async fn password_grant(
     let snapshot = ctx.snapshot.clone();
     let sid = uuid::Uuid::new_v4().to_string();
     let token_id = uuid::Uuid::new_v4().to_string();
-    let now = std::time::SystemTime::now();
-    let session_start = unix_now();
+    let now = ctx.shared.clock.now();
+    let session_start = crate::clock::unix(now);
     let name = username.clone();
     // An error here (hashing queue full, signing failed) drops the slot: nothing is counted.
     let outcome = ctx
@@ -219,6 +219,7 @@ async fn rotate(
         return Err(OAuthError::BAD_REFRESH.into());
     };
     let next_id = uuid::Uuid::new_v4().to_string();
+    let now = ctx.shared.clock.now();
     let minted = {
         let (user, sid, next_id) = (session.user.clone(), session.sid.clone(), next_id.clone());
         let short_term = short_term || claims.is_short_term();
@@ -230,7 +231,7 @@ async fn rotate(
                 token_id: &next_id,
                 short_term,
                 session_start: session.created_at,
-                now: std::time::SystemTime::now(),
+                now,
             };
             let refresh_at = issue::refresh_deadline(&snapshot, &req).ok_or(
                 OAuthError::InvalidGrant("The session has reached its maximum lifetime"),
@@ -283,6 +284,7 @@ pub async fn handle_logout(
         &ctx.snapshot,
         ctx.shared.sessions.deny_list(),
         req.headers(),
+        ctx.shared.clock.unix(),
     )?;
     let until = revoke_until(ctx).max(access_deadline(&ctx.snapshot.config, identity.exp));
     ctx.shared.sessions.revoke(&identity.sid, until).await?;
@@ -295,17 +297,16 @@ pub async fn handle_logout(
 
 /// The now-based floor of a revocation made while serving `ctx` (see [`revocation_deadline`]).
 fn revoke_until(ctx: &RequestCtx) -> u64 {
-    revocation_deadline(&ctx.snapshot.config)
+    revocation_deadline(&ctx.snapshot.config, ctx.shared.clock.unix())
 }
 
 /// Until when a session revoked now stays refused at the least: past the expiry of any access
 /// token minted under today's settings, leeway included. The store extends it to the session's
 /// own deadline ([`crate::session::Session::access_until`]), which covers tokens minted under a
 /// longer `access_ttl` before a reload.
-pub fn revocation_deadline(config: &crate::config::Config) -> u64 {
+pub fn revocation_deadline(config: &crate::config::Config, now: u64) -> u64 {
     let t = &config.tokens;
-    unix_now()
-        .saturating_add(t.access_ttl.as_secs())
+    now.saturating_add(t.access_ttl.as_secs())
         .saturating_add(t.leeway.as_secs())
         .saturating_add(1)
 }

@@ -101,12 +101,13 @@ pub async fn handle_introspect(
     req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
     let deny = ctx.shared.sessions.deny_list();
-    let caller = auth::authenticate(&ctx.snapshot, deny, req.headers()).map_err(|e| match e {
-        AuthError::InsufficientScope => {
-            Rejection::from(AuthError::Invalid(auth::InvalidReason::Malformed))
-        }
-        other => Rejection::from(other),
-    })?;
+    let caller = auth::authenticate(&ctx.snapshot, deny, req.headers(), ctx.shared.clock.unix())
+        .map_err(|e| match e {
+            AuthError::InsufficientScope => {
+                Rejection::from(AuthError::Invalid(auth::InvalidReason::Malformed))
+            }
+            other => Rejection::from(other),
+        })?;
     ctx.user = Some(caller.user);
     let (token, hint) = token_param(ctx, req).await?;
     let presented = (token.len() <= auth::MAX_TOKEN_LEN)

@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use portcullis::session::unix_now;
+/// The wall clock's now, in Unix seconds (the fixture's gateways use the system clock).
+fn unix_now() -> u64 {
+    portcullis::clock::Clock::system().unix()
+}
 
 use crate::support::redis::RedisServer;
 use crate::support::{gateway, Options, TestGateway, ALICE, BOB};
