@@ -17,6 +17,7 @@ use crate::config::StoreConfig;
 use crate::config::{Config, ConfigErrors, ConfigIssue};
 use crate::keygen::NotPrivate;
 use crate::login::Users;
+use crate::proxy::Upstream;
 use crate::route::Router;
 use crate::server::tls;
 use crate::session::{EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreError};
@@ -29,7 +30,7 @@ pub struct Snapshot {
     pub config: Config,
     pub keys: KeySet,
     pub users: Users,
-    pub router: Router,
+    pub router: Router<Upstream>,
     /// The JWKS document, rendered once.
     pub jwks: bytes::Bytes,
     pub access_validation: Validation,
@@ -77,14 +78,18 @@ impl Snapshot {
                 .map(Arc::new),
             None => None,
         };
-        let router = Router::new(&config.routes)
-            .map_err(|(i, e)| {
-                issues.push(ConfigIssue::new(
+        // Every route's upstream client; each failure names its route.
+        let mut upstreams = Vec::with_capacity(config.routes.len());
+        for (i, route) in config.routes.iter().enumerate() {
+            match Upstream::new(route) {
+                Ok(upstream) => upstreams.push((route.clone(), upstream)),
+                Err(e) => issues.push(ConfigIssue::new(
                     format!("routes[{i}].upstream_ca"),
                     crate::telemetry::error_chain(&e),
-                ))
-            })
-            .ok();
+                )),
+            }
+        }
+        let router = Some(Router::new(upstreams));
         let (Some(keys), Some(router), true) = (keys, router, issues.is_empty()) else {
             return Err(ConfigErrors(issues));
         };

@@ -9,35 +9,28 @@ mod canonical;
 pub use canonical::{canonical_host, canonical_host_header, canonical_path, Host};
 
 use crate::config::RouteConfig;
-use crate::proxy::{ClientError, Upstream};
 
-/// The routes of one snapshot, ready to match.
+/// The routes of one snapshot, ready to match; `T` is what a route forwards to (the
+/// snapshot's upstream clients), which this module knows nothing about.
 #[derive(Debug)]
-pub struct Router {
+pub struct Router<T> {
     /// Sorted so that the first match is the best one: longest prefix, host-specific first.
-    routes: Vec<Route>,
+    routes: Vec<Route<T>>,
 }
 
-/// A route and its upstream client.
+/// A route and what it forwards to.
 #[derive(Debug)]
-pub struct Route {
+pub struct Route<T> {
     pub config: RouteConfig,
-    pub upstream: Upstream,
+    pub upstream: T,
 }
 
-impl Router {
-    /// Builds every route's upstream client; the error names the route's index.
-    pub fn new(routes: &[RouteConfig]) -> Result<Self, (usize, ClientError)> {
-        let mut routes = routes
-            .iter()
-            .enumerate()
-            .map(|(i, config)| {
-                Ok(Route {
-                    upstream: Upstream::new(config).map_err(|e| (i, e))?,
-                    config: config.clone(),
-                })
-            })
-            .collect::<Result<Vec<Route>, _>>()?;
+impl<T> Router<T> {
+    pub fn new(routes: impl IntoIterator<Item = (RouteConfig, T)>) -> Self {
+        let mut routes: Vec<Route<T>> = routes
+            .into_iter()
+            .map(|(config, upstream)| Route { config, upstream })
+            .collect();
         routes.sort_by(|a, b| {
             let (a, b) = (&a.config, &b.config);
             b.path_prefix
@@ -45,11 +38,11 @@ impl Router {
                 .cmp(&a.path_prefix.len())
                 .then_with(|| b.host.is_some().cmp(&a.host.is_some()))
         });
-        Ok(Self { routes })
+        Self { routes }
     }
 
     /// The route for `host` (a canonical host name, without port) and `path` (canonical).
-    pub fn find(&self, host: Option<&str>, path: &str) -> Result<&Route, RouteError> {
+    pub fn find(&self, host: Option<&str>, path: &str) -> Result<&Route<T>, RouteError> {
         self.routes
             .iter()
             .find(|route| {
@@ -98,7 +91,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    fn router() -> Router {
+    fn router() -> Router<()> {
         let cfg = Config::parse(
             r#"
             [[routes]]
@@ -121,10 +114,10 @@ mod tests {
             Path::new("/x/portcullis.toml"),
         )
         .unwrap();
-        Router::new(&cfg.routes).unwrap()
+        Router::new(cfg.routes.into_iter().map(|c| (c, ())))
     }
 
-    fn name(r: &Router, host: Option<&str>, path: &str) -> String {
+    fn name(r: &Router<()>, host: Option<&str>, path: &str) -> String {
         r.find(host, path).unwrap().config.name.clone()
     }
 
