@@ -89,8 +89,8 @@ impl Snapshot {
                 )),
             }
         }
-        let router = Some(Router::new(upstreams));
-        let (Some(keys), Some(router), true) = (keys, router, issues.is_empty()) else {
+        let router = Router::new(upstreams);
+        let (Some(keys), true) = (keys, issues.is_empty()) else {
             return Err(ConfigErrors(issues));
         };
         Ok(Snapshot {
