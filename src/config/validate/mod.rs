@@ -1,0 +1,313 @@
+//! `raw::Root` → `Config`: defaults filled in, every value parsed, every problem collected.
+//!
+//! Problems are collected rather than returned at the first one, so that `portcullis check`
+//! shows all of them at once, each with the dotted key it belongs to. One file per section;
+//! every default comes from `defaults.rs`.
+
+mod endpoints;
+mod log;
+mod login;
+mod routes;
+mod server;
+mod store;
+mod tokens;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::raw;
+use super::{Config, ConfigErrors, ConfigIssue, Span};
+
+/// Collects issues while converting; `base` is the folder relative paths are resolved against.
+pub(super) struct Checker {
+    base: PathBuf,
+    issues: Vec<ConfigIssue>,
+    notices: Vec<ConfigIssue>,
+}
+
+impl Checker {
+    pub(super) fn issue(&mut self, key: impl Into<String>, problem: impl Into<String>) {
+        self.issues.push(ConfigIssue::new(key, problem));
+    }
+
+    pub(super) fn notice(&mut self, key: impl Into<String>, problem: impl Into<String>) {
+        self.notices.push(ConfigIssue::new(key, problem));
+    }
+
+    pub(super) fn span(&mut self, key: &str, value: Option<&str>, default: &str) -> Duration {
+        let text = value.unwrap_or(default);
+        match Span::parse(text) {
+            Ok(span) => span.duration(),
+            Err(e) => {
+                self.issue(key, format!("{text:?}: {e}"));
+                Duration::ZERO
+            }
+        }
+    }
+
+    pub(super) fn positive(
+        &mut self,
+        key: &str,
+        value: Option<i64>,
+        default: i64,
+        max: i64,
+    ) -> i64 {
+        let n = value.unwrap_or(default);
+        if n <= 0 || n > max {
+            self.issue(key, format!("{n}: must be between 1 and {max}"));
+            return default;
+        }
+        n
+    }
+
+    pub(super) fn addr(&mut self, key: &str, value: Option<&str>, default: &str) -> SocketAddr {
+        let text = value.unwrap_or(default);
+        SocketAddr::from_str(text).unwrap_or_else(|_| {
+            self.issue(
+                key,
+                format!("{text:?}: expected an IP address and port, e.g. \"0.0.0.0:8443\""),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+
+    pub(super) fn path(&self, text: &str) -> PathBuf {
+        self.base.join(text)
+    }
+
+    /// `Some(path)` for a non-empty string, `None` for `""` or absent.
+    pub(super) fn optional_path(&self, value: Option<String>) -> Option<PathBuf> {
+        value.filter(|s| !s.is_empty()).map(|s| self.path(&s))
+    }
+
+    pub(super) fn endpoint(&mut self, key: &str, value: Option<String>, default: &str) -> String {
+        let path = value.unwrap_or_else(|| default.to_owned());
+        if !path.starts_with('/') || path.contains(['?', '#']) {
+            self.issue(
+                key,
+                format!("{path:?}: must be a path starting with '/', without query"),
+            );
+        }
+        path
+    }
+}
+
+pub(super) fn validate(raw: raw::Root, source: &Path) -> Result<Config, ConfigErrors> {
+    let base = source.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut c = Checker {
+        base,
+        issues: Vec::new(),
+        notices: Vec::new(),
+    };
+
+    let server = server::server(&mut c, raw.server);
+    let admin = server::admin(&mut c, raw.admin);
+    let endpoints = endpoints::endpoints(&mut c, raw.endpoints);
+    let tokens = tokens::tokens(&mut c, raw.tokens);
+    let store = store::store(&mut c, raw.store);
+    let login = login::login(&mut c, raw.login);
+    let log = log::log(&mut c, &raw.log);
+    let mut users = login::users(&mut c, "users", raw.users);
+    if let Some(file) = &login.users_file {
+        users.extend(login::users_file(&mut c, file));
+    }
+    login::check_unique_users(&mut c, &users);
+    let routes = routes::routes(&mut c, raw.routes, &endpoints);
+
+    if c.issues.is_empty() {
+        Ok(Config {
+            source: source.to_path_buf(),
+            server,
+            admin,
+            endpoints,
+            tokens,
+            store,
+            login,
+            log,
+            users,
+            routes,
+            notices: c.notices,
+        })
+    } else {
+        Err(ConfigErrors(c.issues))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Algorithm, StoreConfig};
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(text, Path::new("/etc/portcullis/portcullis.toml"))
+    }
+
+    fn keys(err: ConfigErrors) -> Vec<String> {
+        err.0.into_iter().map(|i| i.key).collect()
+    }
+
+    #[test]
+    fn empty_file_takes_every_default() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.server.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(cfg.tokens.algorithm, Algorithm::RS512);
+        assert_eq!(cfg.tokens.access_ttl, Duration::from_secs(900));
+        assert_eq!(cfg.tokens.refresh_ttl, Duration::from_secs(14 * 86_400));
+        assert_eq!(
+            cfg.tokens.max_session_lifetime,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(
+            cfg.tokens.signing_key,
+            Path::new("/etc/portcullis/../certs/signing.pem")
+        );
+        assert_eq!(cfg.endpoints.token, "/api/oauth2/token");
+        assert_eq!(cfg.admin.listen.to_string(), "127.0.0.1:9901");
+    }
+
+    #[test]
+    fn the_reference_configuration_parses() {
+        let cfg = parse(include_str!("../../../config/reference.toml")).unwrap();
+        assert_eq!(cfg.routes[0].host.as_deref(), Some("api.example.com"));
+        assert_eq!(cfg.tokens.refresh_grace, Duration::ZERO);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = parse("[server]\nlisten_addr = \"0.0.0.0:1\"\n").unwrap_err();
+        assert_eq!(keys(err), ["(syntax)"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let err = parse(
+            r#"
+            [server]
+            listen = "nowhere"
+            [tokens]
+            access_ttl = "15 minutes"
+            algorithm = "HS256"
+            [[users]]
+            name = "a"
+            password_hash = "plain"
+            [[routes]]
+            path_prefix = "api"
+            upstreams = ["ftp://x", "http://127.0.0.1:1"]
+            auth = "maybe"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            [
+                "server.listen",
+                "tokens.algorithm",
+                "tokens.access_ttl",
+                "users[0].password_hash",
+                "routes[0].path_prefix",
+                "routes[0].upstreams[0]",
+                "routes[0].auth",
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_longer_than_100_years_are_refused_naming_the_key() {
+        let err = parse(
+            r#"
+            [server]
+            idle_timeout = "36501d"
+            [tokens]
+            max_session_lifetime = "36500d"
+            [login]
+            lockout = "999999999999d"
+            [[routes]]
+            path_prefix = "/"
+            upstreams = ["http://127.0.0.1:1"]
+            timeout = "3153600001s"
+            "#,
+        )
+        .unwrap_err();
+        assert!(
+            err.0.iter().all(|i| i.problem.contains("100 years")),
+            "{err}"
+        );
+        assert_eq!(
+            keys(err),
+            ["server.idle_timeout", "login.lockout", "routes[0].timeout"]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_users_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("portcullis-users-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("users.toml");
+        std::fs::write(&file, "").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let config = format!("[login]\nusers_file = {:?}\n", file.display().to_string());
+        let err = parse(&config).unwrap_err();
+        assert!(err.to_string().contains("mode 640"), "{err}");
+        assert_eq!(keys(err), ["login.users_file"]);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        parse(&config).unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn redis_store_settings_are_checked_without_echoing_the_url() {
+        let cfg = parse("[store]\nkind = \"redis\"\nurl = \"rediss://:pw@h:6380/1\"\n").unwrap();
+        assert!(
+            matches!(cfg.store, StoreConfig::Redis { ref key_prefix, ca: None, .. }
+            if key_prefix == "portcullis:")
+        );
+        assert_eq!(
+            keys(parse("[store]\nkind = \"redis\"\n").unwrap_err()),
+            ["store.url"]
+        );
+        let err = parse("[store]\nkind = \"redis\"\nurl = \"http://:hunter2@h\"\n").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(keys(err), ["store.url"]);
+        let err = parse("[store]\nkind = \"redis\"\nurl = \"redis://h\"\nca = \"/nonexistent\"\n");
+        assert_eq!(keys(err.unwrap_err()), ["store.ca", "store.ca"]);
+    }
+
+    #[test]
+    fn zero_max_session_lifetime_means_none() {
+        let cfg = parse("[tokens]\nmax_session_lifetime = \"0s\"\n").unwrap();
+        assert_eq!(cfg.tokens.max_session_lifetime, None);
+    }
+
+    #[test]
+    fn duplicate_routes_and_users_are_refused() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$ZGVhZGJlZWZkZWFkYmVlZmRlYWRiZWVmZGVhZGJlZWY";
+        let text = format!(
+            r#"
+            [[users]]
+            name = "a"
+            password_hash = "{hash}"
+            [[users]]
+            name = "a"
+            password_hash = "{hash}"
+            [[routes]]
+            name = "x"
+            upstreams = ["http://127.0.0.1:1"]
+            [[routes]]
+            name = "x"
+            upstreams = ["http://127.0.0.1:1"]
+            "#
+        );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            keys(err),
+            ["users", "routes[1].name", "routes[1].path_prefix"]
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! `[tokens]`.
+
+use std::time::Duration;
+
+use super::Checker;
+use crate::config::raw;
+use crate::config::{Algorithm, TokensConfig};
+
+pub(super) fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
+    let algorithm_text = raw.algorithm.unwrap_or_else(|| "RS512".to_owned());
+    let algorithm = match algorithm_text.as_str() {
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        other => {
+            c.issue(
+                "tokens.algorithm",
+                format!(
+                    "{other:?}: expected one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA"
+                ),
+            );
+            Algorithm::RS512
+        }
+    };
+    let issuer = raw.issuer.unwrap_or_else(|| "portcullis".to_owned());
+    if issuer.is_empty() {
+        c.issue("tokens.issuer", "must not be empty");
+    }
+    let signing_key = raw
+        .signing_key
+        .unwrap_or_else(|| "../certs/signing.pem".to_owned());
+    let access_ttl = c.span("tokens.access_ttl", raw.access_ttl.as_deref(), "15m");
+    let refresh_ttl = c.span("tokens.refresh_ttl", raw.refresh_ttl.as_deref(), "14d");
+    let short_refresh_ttl = c.span(
+        "tokens.short_refresh_ttl",
+        raw.short_refresh_ttl.as_deref(),
+        "30m",
+    );
+    let max_session = c.span(
+        "tokens.max_session_lifetime",
+        raw.max_session_lifetime.as_deref(),
+        "90d",
+    );
+    let refresh_grace = c.span("tokens.refresh_grace", raw.refresh_grace.as_deref(), "0s");
+    for (key, ttl) in [
+        ("tokens.access_ttl", access_ttl),
+        ("tokens.refresh_ttl", refresh_ttl),
+        ("tokens.short_refresh_ttl", short_refresh_ttl),
+    ] {
+        let unparsed = c.issues.iter().any(|i| i.key == key);
+        if ttl < Duration::from_secs(1) && !unparsed {
+            c.issue(key, "must be at least 1s");
+        }
+    }
+    TokensConfig {
+        issuer,
+        algorithm,
+        signing_key: c.path(&signing_key),
+        verify_keys: raw
+            .verify_keys
+            .unwrap_or_default()
+            .iter()
+            .map(|p| c.path(p))
+            .collect(),
+        access_ttl,
+        refresh_ttl,
+        short_refresh_ttl,
+        max_session_lifetime: (!max_session.is_zero()).then_some(max_session),
+        leeway: c.span("tokens.leeway", raw.leeway.as_deref(), "30s"),
+        refresh_grace,
+        verified_cache: match raw.verified_cache {
+            Some(0) => 0,
+            n => c.positive("tokens.verified_cache", n, 10_000, 10_000_000) as usize,
+        },
+    }
+}
