@@ -5,6 +5,7 @@
 //! Nothing here opens sockets or key files: loading key material is `state::Snapshot::build`,
 //! which reports its problems in the same `ConfigIssue` form.
 
+mod defaults;
 mod raw;
 mod validate;
 mod value;

@@ -3,25 +3,18 @@
 use std::collections::HashSet;
 
 use super::Checker;
+use crate::config::defaults as d;
 use crate::config::raw;
 use crate::config::Endpoints;
 
 pub(super) fn endpoints(c: &mut Checker, raw: raw::Endpoints) -> Endpoints {
     let e = Endpoints {
-        token: c.endpoint("endpoints.token", raw.token, "/api/oauth2/token"),
-        logout: c.endpoint("endpoints.logout", raw.logout, "/api/oauth2/logout"),
-        revoke: c.endpoint("endpoints.revoke", raw.revoke, "/api/oauth2/revoke"),
-        introspect: c.endpoint(
-            "endpoints.introspect",
-            raw.introspect,
-            "/api/oauth2/introspect",
-        ),
-        jwks: c.endpoint("endpoints.jwks", raw.jwks, "/.well-known/jwks.json"),
-        metadata: c.endpoint(
-            "endpoints.metadata",
-            raw.metadata,
-            "/.well-known/oauth-authorization-server",
-        ),
+        token: c.endpoint(d::ENDPOINT_TOKEN, raw.token),
+        logout: c.endpoint(d::ENDPOINT_LOGOUT, raw.logout),
+        revoke: c.endpoint(d::ENDPOINT_REVOKE, raw.revoke),
+        introspect: c.endpoint(d::ENDPOINT_INTROSPECT, raw.introspect),
+        jwks: c.endpoint(d::ENDPOINT_JWKS, raw.jwks),
+        metadata: c.endpoint(d::ENDPOINT_METADATA, raw.metadata),
     };
     let all = [
         ("token", &e.token),

@@ -1,11 +1,12 @@
 //! `[log]`.
 
 use super::Checker;
+use crate::config::defaults as d;
 use crate::config::raw;
 use crate::config::{LogConfig, LogFormat};
 
 pub(super) fn log(c: &mut Checker, raw: &raw::Log) -> LogConfig {
-    let format = match raw.format.as_deref().unwrap_or("pretty") {
+    let format = match raw.format.as_deref().unwrap_or(d::LOG_FORMAT.default) {
         "pretty" => LogFormat::Pretty,
         "json" => LogFormat::Json,
         other => {
@@ -18,6 +19,6 @@ pub(super) fn log(c: &mut Checker, raw: &raw::Log) -> LogConfig {
     };
     LogConfig {
         format,
-        access_log: raw.access_log.unwrap_or(true),
+        access_log: raw.access_log.unwrap_or(d::LOG_ACCESS_LOG.default),
     }
 }

@@ -4,14 +4,15 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::Checker;
+use crate::config::defaults as d;
 use crate::config::raw;
 use crate::config::{LoginConfig, UserConfig};
 
 pub(super) fn login(c: &mut Checker, raw: raw::Login) -> LoginConfig {
     let cfg = LoginConfig {
-        max_failures: c.positive("login.max_failures", raw.max_failures, 5, 1_000_000) as u32,
-        window: c.span("login.window", raw.window.as_deref(), "15m"),
-        lockout: c.span("login.lockout", raw.lockout.as_deref(), "15m"),
+        max_failures: c.positive(d::LOGIN_MAX_FAILURES, raw.max_failures, 1_000_000) as u32,
+        window: c.span(d::LOGIN_WINDOW, raw.window.as_deref()),
+        lockout: c.span(d::LOGIN_LOCKOUT, raw.lockout.as_deref()),
         users_file: c.optional_path(raw.users_file),
     };
     cfg

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::defaults;
 use super::raw;
 use super::{Config, ConfigErrors, ConfigIssue, Span};
 
@@ -36,7 +37,13 @@ impl Checker {
         self.notices.push(ConfigIssue::new(key, problem));
     }
 
-    pub(super) fn span(&mut self, key: &str, value: Option<&str>, default: &str) -> Duration {
+    /// The duration `value` of `d`'s key, else its default.
+    pub(super) fn span(&mut self, d: defaults::Str, value: Option<&str>) -> Duration {
+        self.span_at(d.key, value, d.default)
+    }
+
+    /// The duration `value` of `key` (a key of one route), else `default`.
+    pub(super) fn span_at(&mut self, key: &str, value: Option<&str>, default: &str) -> Duration {
         let text = value.unwrap_or(default);
         match Span::parse(text) {
             Ok(span) => span.duration(),
@@ -47,26 +54,22 @@ impl Checker {
         }
     }
 
-    pub(super) fn positive(
-        &mut self,
-        key: &str,
-        value: Option<i64>,
-        default: i64,
-        max: i64,
-    ) -> i64 {
-        let n = value.unwrap_or(default);
+    /// The integer `value` of `d`'s key in `1..=max`, else its default.
+    pub(super) fn positive(&mut self, d: defaults::Int, value: Option<i64>, max: i64) -> i64 {
+        let n = value.unwrap_or(d.default);
         if n <= 0 || n > max {
-            self.issue(key, format!("{n}: must be between 1 and {max}"));
-            return default;
+            self.issue(d.key, format!("{n}: must be between 1 and {max}"));
+            return d.default;
         }
         n
     }
 
-    pub(super) fn addr(&mut self, key: &str, value: Option<&str>, default: &str) -> SocketAddr {
-        let text = value.unwrap_or(default);
+    /// The socket address `value` of `d`'s key, else its default.
+    pub(super) fn addr(&mut self, d: defaults::Str, value: Option<&str>) -> SocketAddr {
+        let text = value.unwrap_or(d.default);
         SocketAddr::from_str(text).unwrap_or_else(|_| {
             self.issue(
-                key,
+                d.key,
                 format!("{text:?}: expected an IP address and port, e.g. \"0.0.0.0:8443\""),
             );
             SocketAddr::from(([127, 0, 0, 1], 0))
@@ -82,11 +85,12 @@ impl Checker {
         value.filter(|s| !s.is_empty()).map(|s| self.path(&s))
     }
 
-    pub(super) fn endpoint(&mut self, key: &str, value: Option<String>, default: &str) -> String {
-        let path = value.unwrap_or_else(|| default.to_owned());
+    /// The endpoint path `value` of `d`'s key, else its default.
+    pub(super) fn endpoint(&mut self, d: defaults::Str, value: Option<String>) -> String {
+        let path = value.unwrap_or_else(|| d.default.to_owned());
         if !path.starts_with('/') || path.contains(['?', '#']) {
             self.issue(
-                key,
+                d.key,
                 format!("{path:?}: must be a path starting with '/', without query"),
             );
         }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 use super::Checker;
+use crate::config::defaults as d;
 use crate::config::raw;
 use crate::config::{AuthMode, Endpoints, RouteConfig, UpstreamProtocol};
 
@@ -39,7 +40,9 @@ pub(super) fn routes(
                         h
                     }
                 });
-        let path_prefix = r.path_prefix.unwrap_or_else(|| "/".to_owned());
+        let path_prefix = r
+            .path_prefix
+            .unwrap_or_else(|| d::ROUTE_PATH_PREFIX.default.to_owned());
         let canonical =
             crate::route::canonical_path(&path_prefix).is_ok_and(|p| p == path_prefix.as_str());
         if !canonical || path_prefix.contains(['?', '#', '%']) {
@@ -58,7 +61,7 @@ pub(super) fn routes(
             );
         }
         let upstreams = upstreams(c, &key, r.upstreams.as_deref().unwrap_or_default());
-        let auth = match r.auth.as_deref().unwrap_or("required") {
+        let auth = match r.auth.as_deref().unwrap_or(d::ROUTE_AUTH.default) {
             "required" => AuthMode::Required,
             "public" => AuthMode::Public,
             other => {
@@ -76,7 +79,11 @@ pub(super) fn routes(
                 "a public route cannot require roles",
             );
         }
-        let upstream_protocol = match r.upstream_protocol.as_deref().unwrap_or("http1") {
+        let upstream_protocol = match r
+            .upstream_protocol
+            .as_deref()
+            .unwrap_or(d::ROUTE_UPSTREAM_PROTOCOL.default)
+        {
             "http1" => UpstreamProtocol::Http1,
             "http2" => UpstreamProtocol::Http2,
             other => {
@@ -88,9 +95,13 @@ pub(super) fn routes(
             }
         };
         let upstream_ca = c.optional_path(r.upstream_ca);
-        let websocket = r.websocket.unwrap_or(true);
-        let case_insensitive = r.case_insensitive.unwrap_or(false);
-        let allow_underscore_headers = r.allow_underscore_headers.unwrap_or(false);
+        let websocket = r.websocket.unwrap_or(d::ROUTE_WEBSOCKET.default);
+        let case_insensitive = r
+            .case_insensitive
+            .unwrap_or(d::ROUTE_CASE_INSENSITIVE.default);
+        let allow_underscore_headers = r
+            .allow_underscore_headers
+            .unwrap_or(d::ROUTE_ALLOW_UNDERSCORE_HEADERS.default);
         if path_prefix_shadows_endpoint(&path_prefix, endpoints) {
             c.notice(
                 format!("{key}.path_prefix"),
@@ -104,17 +115,23 @@ pub(super) fn routes(
             upstreams,
             auth,
             roles,
-            strip_prefix: r.strip_prefix.unwrap_or(false),
-            preserve_host: r.preserve_host.unwrap_or(true),
-            forward_authorization: r.forward_authorization.unwrap_or(true),
+            strip_prefix: r.strip_prefix.unwrap_or(d::ROUTE_STRIP_PREFIX.default),
+            preserve_host: r.preserve_host.unwrap_or(d::ROUTE_PRESERVE_HOST.default),
+            forward_authorization: r
+                .forward_authorization
+                .unwrap_or(d::ROUTE_FORWARD_AUTHORIZATION.default),
             upstream_protocol,
             upstream_ca,
-            connect_timeout: c.span(
+            connect_timeout: c.span_at(
                 &format!("{key}.connect_timeout"),
                 r.connect_timeout.as_deref(),
-                "5s",
+                d::ROUTE_CONNECT_TIMEOUT.default,
             ),
-            timeout: c.span(&format!("{key}.timeout"), r.timeout.as_deref(), "60s"),
+            timeout: c.span_at(
+                &format!("{key}.timeout"),
+                r.timeout.as_deref(),
+                d::ROUTE_TIMEOUT.default,
+            ),
             websocket,
             case_insensitive,
             allow_underscore_headers,

@@ -3,17 +3,18 @@
 use std::str::FromStr;
 
 use super::Checker;
+use crate::config::defaults as d;
 use crate::config::raw;
 use crate::config::{AdminConfig, ServerConfig, TlsFiles};
 
 pub(super) fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
-    let tls = if raw.tls.unwrap_or(true) {
+    let tls = if raw.tls.unwrap_or(d::SERVER_TLS.default) {
         let cert = raw
             .tls_cert
-            .unwrap_or_else(|| "../certs/gateway.crt".to_owned());
+            .unwrap_or_else(|| d::SERVER_TLS_CERT.default.to_owned());
         let key = raw
             .tls_key
-            .unwrap_or_else(|| "../certs/gateway.key".to_owned());
+            .unwrap_or_else(|| d::SERVER_TLS_KEY.default.to_owned());
         Some(TlsFiles {
             cert: c.path(&cert),
             key: c.path(&key),
@@ -40,13 +41,9 @@ pub(super) fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
             );
         }
     }
-    let idle_timeout = c.span("server.idle_timeout", raw.idle_timeout.as_deref(), "60s");
-    let max_header_bytes = c.positive(
-        "server.max_header_bytes",
-        raw.max_header_bytes,
-        16384,
-        1 << 20,
-    ) as usize;
+    let idle_timeout = c.span(d::SERVER_IDLE_TIMEOUT, raw.idle_timeout.as_deref());
+    let max_header_bytes =
+        c.positive(d::SERVER_MAX_HEADER_BYTES, raw.max_header_bytes, 1 << 20) as usize;
     if max_header_bytes < MIN_HEADER_BYTES {
         c.issue(
             "server.max_header_bytes",
@@ -55,35 +52,26 @@ pub(super) fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
     }
     let trusted_proxies = trusted_proxies(c, raw.trusted_proxies.as_deref().unwrap_or_default());
     ServerConfig {
-        listen: c.addr("server.listen", raw.listen.as_deref(), "0.0.0.0:8443"),
+        listen: c.addr(d::SERVER_LISTEN, raw.listen.as_deref()),
         tls,
-        http2: raw.http2.unwrap_or(true),
+        http2: raw.http2.unwrap_or(d::SERVER_HTTP2.default),
         public_url,
         max_header_bytes,
         header_read_timeout: c.span(
-            "server.header_read_timeout",
+            d::SERVER_HEADER_READ_TIMEOUT,
             raw.header_read_timeout.as_deref(),
-            "10s",
         ),
         idle_timeout,
-        max_connections: c.positive(
-            "server.max_connections",
-            raw.max_connections,
-            10_000,
-            1 << 20,
-        ) as usize,
-        shutdown_grace: c.span(
-            "server.shutdown_grace",
-            raw.shutdown_grace.as_deref(),
-            "30s",
-        ),
+        max_connections: c.positive(d::SERVER_MAX_CONNECTIONS, raw.max_connections, 1 << 20)
+            as usize,
+        shutdown_grace: c.span(d::SERVER_SHUTDOWN_GRACE, raw.shutdown_grace.as_deref()),
         trusted_proxies,
     }
 }
 
 pub(super) fn admin(c: &mut Checker, raw: raw::Admin) -> AdminConfig {
     AdminConfig {
-        listen: c.addr("admin.listen", raw.listen.as_deref(), "127.0.0.1:9901"),
+        listen: c.addr(d::ADMIN_LISTEN, raw.listen.as_deref()),
         allowed_hosts: allowed_hosts(c, raw.allowed_hosts.unwrap_or_default()),
     }
 }

@@ -3,16 +3,17 @@
 use std::path::PathBuf;
 
 use super::Checker;
+use crate::config::defaults as d;
 use crate::config::raw;
 use crate::config::StoreConfig;
 
 pub(super) fn store(c: &mut Checker, raw: raw::Store) -> StoreConfig {
-    match raw.kind.as_deref().unwrap_or("embedded") {
+    match raw.kind.as_deref().unwrap_or(d::STORE_KIND.default) {
         "embedded" => {
             if raw.url.is_some() || raw.key_prefix.is_some() || raw.ca.is_some() {
                 c.issue("store.url", "only used with kind = \"redis\"");
             }
-            let path = raw.path.unwrap_or_else(|| "../data/sessions.db".to_owned());
+            let path = raw.path.unwrap_or_else(|| d::STORE_PATH.default.to_owned());
             StoreConfig::Embedded {
                 path: c.path(&path),
             }
@@ -59,7 +60,9 @@ pub(super) fn store(c: &mut Checker, raw: raw::Store) -> StoreConfig {
             });
             StoreConfig::Redis {
                 url,
-                key_prefix: raw.key_prefix.unwrap_or_else(|| "portcullis:".to_owned()),
+                key_prefix: raw
+                    .key_prefix
+                    .unwrap_or_else(|| d::STORE_KEY_PREFIX.default.to_owned()),
                 ca,
             }
         }

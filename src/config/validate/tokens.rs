@@ -3,11 +3,14 @@
 use std::time::Duration;
 
 use super::Checker;
+use crate::config::defaults as d;
 use crate::config::raw;
 use crate::config::{Algorithm, TokensConfig};
 
 pub(super) fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
-    let algorithm_text = raw.algorithm.unwrap_or_else(|| "RS512".to_owned());
+    let algorithm_text = raw
+        .algorithm
+        .unwrap_or_else(|| d::TOKENS_ALGORITHM.default.to_owned());
     let algorithm = match algorithm_text.as_str() {
         "RS256" => Algorithm::RS256,
         "RS384" => Algorithm::RS384,
@@ -28,26 +31,26 @@ pub(super) fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
             Algorithm::RS512
         }
     };
-    let issuer = raw.issuer.unwrap_or_else(|| "portcullis".to_owned());
+    let issuer = raw
+        .issuer
+        .unwrap_or_else(|| d::TOKENS_ISSUER.default.to_owned());
     if issuer.is_empty() {
         c.issue("tokens.issuer", "must not be empty");
     }
     let signing_key = raw
         .signing_key
-        .unwrap_or_else(|| "../certs/signing.pem".to_owned());
-    let access_ttl = c.span("tokens.access_ttl", raw.access_ttl.as_deref(), "15m");
-    let refresh_ttl = c.span("tokens.refresh_ttl", raw.refresh_ttl.as_deref(), "14d");
+        .unwrap_or_else(|| d::TOKENS_SIGNING_KEY.default.to_owned());
+    let access_ttl = c.span(d::TOKENS_ACCESS_TTL, raw.access_ttl.as_deref());
+    let refresh_ttl = c.span(d::TOKENS_REFRESH_TTL, raw.refresh_ttl.as_deref());
     let short_refresh_ttl = c.span(
-        "tokens.short_refresh_ttl",
+        d::TOKENS_SHORT_REFRESH_TTL,
         raw.short_refresh_ttl.as_deref(),
-        "30m",
     );
     let max_session = c.span(
-        "tokens.max_session_lifetime",
+        d::TOKENS_MAX_SESSION_LIFETIME,
         raw.max_session_lifetime.as_deref(),
-        "90d",
     );
-    let refresh_grace = c.span("tokens.refresh_grace", raw.refresh_grace.as_deref(), "0s");
+    let refresh_grace = c.span(d::TOKENS_REFRESH_GRACE, raw.refresh_grace.as_deref());
     for (key, ttl) in [
         ("tokens.access_ttl", access_ttl),
         ("tokens.refresh_ttl", refresh_ttl),
@@ -72,11 +75,11 @@ pub(super) fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
         refresh_ttl,
         short_refresh_ttl,
         max_session_lifetime: (!max_session.is_zero()).then_some(max_session),
-        leeway: c.span("tokens.leeway", raw.leeway.as_deref(), "30s"),
+        leeway: c.span(d::TOKENS_LEEWAY, raw.leeway.as_deref()),
         refresh_grace,
         verified_cache: match raw.verified_cache {
             Some(0) => 0,
-            n => c.positive("tokens.verified_cache", n, 10_000, 10_000_000) as usize,
+            n => c.positive(d::TOKENS_VERIFIED_CACHE, n, 10_000_000) as usize,
         },
     }
 }
