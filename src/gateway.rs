@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 
 use crate::auth;
 use crate::body::{self, Body, Inbound};
-use crate::config::AuthMode;
+use crate::config::{AuthMode, Endpoint};
 use crate::ctx::{ConnState, RequestCtx};
 use crate::front;
 use crate::metrics::{ErrorCode, RouteLabel, RouteStatus, UpstreamError};
@@ -150,32 +150,24 @@ async fn handle_inner(
     req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
     let snapshot = ctx.snapshot.clone();
-    let endpoints = &snapshot.config.endpoints;
     let path = req.uri().path();
-    if path == endpoints.token {
-        let result = token::handle_token(ctx, req).await;
-        if let Err(rejection) = &result {
-            let error = ErrorCode {
-                error: rejection.error,
-            };
-            ctx.shared.metrics.token_errors.get_or_create(&error).inc();
+    match snapshot.config.endpoints.find(path) {
+        Some(Endpoint::Token) => {
+            let result = token::handle_token(ctx, req).await;
+            if let Err(rejection) = &result {
+                let error = ErrorCode {
+                    error: rejection.error,
+                };
+                ctx.shared.metrics.token_errors.get_or_create(&error).inc();
+            }
+            return result;
         }
-        return result;
-    }
-    if path == endpoints.logout {
-        return token::handle_logout(ctx, req).await;
-    }
-    if path == endpoints.revoke {
-        return token::handle_revoke(ctx, req).await;
-    }
-    if path == endpoints.introspect {
-        return token::handle_introspect(ctx, req).await;
-    }
-    if path == endpoints.jwks {
-        return token::discovery::handle_jwks(ctx, &req);
-    }
-    if path == endpoints.metadata {
-        return token::discovery::handle_metadata(ctx, &req);
+        Some(Endpoint::Logout) => return token::handle_logout(ctx, req).await,
+        Some(Endpoint::Revoke) => return token::handle_revoke(ctx, req).await,
+        Some(Endpoint::Introspect) => return token::handle_introspect(ctx, req).await,
+        Some(Endpoint::Jwks) => return token::discovery::handle_jwks(ctx, &req),
+        Some(Endpoint::Metadata) => return token::discovery::handle_metadata(ctx, &req),
+        None => {}
     }
 
     let host = ctx.host.as_ref().map(Host::name);

@@ -84,15 +84,61 @@ pub struct AdminConfig {
     pub allowed_hosts: Vec<String>,
 }
 
+/// The gateway's own endpoints (SPEC §1): the one list that dispatch, validation and the
+/// discovery document go by.
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub enum Endpoint {
+    Token,
+    Logout,
+    Revoke,
+    Introspect,
+    Jwks,
+    Metadata,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 6] = [
+        Self::Token,
+        Self::Logout,
+        Self::Revoke,
+        Self::Introspect,
+        Self::Jwks,
+        Self::Metadata,
+    ];
+
+    /// Its key in `[endpoints]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Logout => "logout",
+            Self::Revoke => "revoke",
+            Self::Introspect => "introspect",
+            Self::Jwks => "jwks",
+            Self::Metadata => "metadata",
+        }
+    }
+}
+
 /// Paths of the gateway's own endpoints; each is matched exactly, before any route.
 #[derive(Clone, Debug)]
 pub struct Endpoints {
-    pub token: String,
-    pub logout: String,
-    pub revoke: String,
-    pub introspect: String,
-    pub jwks: String,
-    pub metadata: String,
+    /// Indexed by `Endpoint as usize`.
+    paths: [String; 6],
+}
+
+impl Endpoints {
+    pub(crate) fn new(paths: [String; 6]) -> Self {
+        Self { paths }
+    }
+
+    pub fn path(&self, endpoint: Endpoint) -> &str {
+        &self.paths[endpoint as usize]
+    }
+
+    /// The endpoint served at `path` (canonical), if any.
+    pub fn find(&self, path: &str) -> Option<Endpoint> {
+        Endpoint::ALL.into_iter().find(|e| self.path(*e) == path)
+    }
 }
 
 #[derive(Clone, Debug)]

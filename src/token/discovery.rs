@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::keys::{KeyParams, KeySet};
 use crate::body::{self, Body};
+use crate::config::Endpoint;
 use crate::ctx::RequestCtx;
 use crate::reject::Rejection;
 
@@ -57,10 +58,10 @@ pub fn handle_metadata<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response
     let e = &config.endpoints;
     let document = json!({
         "issuer": config.tokens.issuer,
-        "token_endpoint": format!("{base}{}", e.token),
-        "revocation_endpoint": format!("{base}{}", e.revoke),
-        "introspection_endpoint": format!("{base}{}", e.introspect),
-        "jwks_uri": format!("{base}{}", e.jwks),
+        "token_endpoint": format!("{base}{}", e.path(Endpoint::Token)),
+        "revocation_endpoint": format!("{base}{}", e.path(Endpoint::Revoke)),
+        "introspection_endpoint": format!("{base}{}", e.path(Endpoint::Introspect)),
+        "jwks_uri": format!("{base}{}", e.path(Endpoint::Jwks)),
         "grant_types_supported": ["password", "refresh_token"],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],

@@ -4,6 +4,7 @@
 //! logout and revoke operations in depth.
 
 use http::Request;
+use portcullis::config::Endpoint;
 use serde_json::Value;
 
 use crate::metrics::admin_get;
@@ -56,14 +57,14 @@ async fn the_served_document_is_the_file_and_covers_every_route() {
     // Gateway listener: the configured endpoint paths, with the top-level servers, and the
     // status a bare request gets is one the operation documents.
     let e = gw.shared.snapshot().config.endpoints.clone();
-    let gateway_ops = [
-        (e.token.as_str(), "post", 400),  // no Content-Type: invalid_request
-        (e.logout.as_str(), "post", 401), // no bearer token
-        (e.revoke.as_str(), "post", 400), // no Content-Type: invalid_request
-        (e.introspect.as_str(), "post", 401), // no bearer token
-        (e.jwks.as_str(), "get", 200),
-        (e.metadata.as_str(), "get", 200),
-    ];
+    let gateway_ops = Endpoint::ALL.map(|endpoint| {
+        let (method, status) = match endpoint {
+            Endpoint::Token | Endpoint::Revoke => ("post", 400), // no Content-Type: invalid_request
+            Endpoint::Logout | Endpoint::Introspect => ("post", 401), // no bearer token
+            Endpoint::Jwks | Endpoint::Metadata => ("get", 200),
+        };
+        (e.path(endpoint), method, status)
+    });
     for (path, method, expected) in gateway_ops {
         let item = &doc["paths"][path];
         assert!(
@@ -89,7 +90,7 @@ async fn the_served_document_is_the_file_and_covers_every_route() {
         // The method the endpoint refuses is documented as such (introspect checks the bearer
         // token first, so a bare request gets 401 whatever its method).
         let other = if method == "post" { "GET" } else { "POST" };
-        if path != e.introspect {
+        if path != e.path(Endpoint::Introspect) {
             let req = Request::builder()
                 .method(other)
                 .uri(path)

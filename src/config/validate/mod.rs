@@ -170,7 +170,14 @@ mod tests {
             cfg.tokens.signing_key,
             Path::new("/etc/portcullis/../certs/signing.pem")
         );
-        assert_eq!(cfg.endpoints.token, "/api/oauth2/token");
+        assert_eq!(
+            cfg.endpoints.path(crate::config::Endpoint::Token),
+            "/api/oauth2/token"
+        );
+        assert_eq!(
+            cfg.endpoints.find("/.well-known/jwks.json"),
+            Some(crate::config::Endpoint::Jwks)
+        );
         assert_eq!(cfg.admin.listen.to_string(), "127.0.0.1:9901");
     }
 

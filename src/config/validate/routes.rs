@@ -6,7 +6,7 @@ use std::str::FromStr;
 use super::Checker;
 use crate::config::defaults as d;
 use crate::config::raw;
-use crate::config::{AuthMode, Endpoints, RouteConfig, UpstreamProtocol};
+use crate::config::{AuthMode, Endpoint, Endpoints, RouteConfig, UpstreamProtocol};
 
 pub(super) fn routes(
     c: &mut Checker,
@@ -177,14 +177,8 @@ pub(super) fn upstreams(c: &mut Checker, key: &str, raw: &[String]) -> Vec<http:
 }
 
 pub(super) fn path_prefix_shadows_endpoint(prefix: &str, endpoints: &Endpoints) -> bool {
-    [
-        &endpoints.token,
-        &endpoints.logout,
-        &endpoints.revoke,
-        &endpoints.introspect,
-        &endpoints.jwks,
-        &endpoints.metadata,
-    ]
-    .iter()
-    .any(|e| e.starts_with(prefix) && prefix != "/")
+    prefix != "/"
+        && Endpoint::ALL
+            .into_iter()
+            .any(|e| endpoints.path(e).starts_with(prefix))
 }
