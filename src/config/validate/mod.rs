@@ -228,6 +228,28 @@ mod tests {
     }
 
     #[test]
+    fn an_upstream_without_a_host_is_refused_for_what_it_is() {
+        let err = parse(
+            r#"
+            [[routes]]
+            path_prefix = "/"
+            upstreams = ["https:///x", "http:/x", "https://127.0.0.1:1/?q"]
+            "#,
+        )
+        .unwrap_err();
+        let problems: Vec<&str> = err.0.iter().map(|i| i.problem.as_str()).collect();
+        assert_eq!(
+            problems,
+            [
+                "\"https:///x\": expected an http:// or https:// URL with a host",
+                "\"http:/x\": expected an http:// or https:// URL with a host",
+                "\"https://127.0.0.1:1/?q\": must not have a query",
+            ],
+            "{err}"
+        );
+    }
+
+    #[test]
     fn durations_longer_than_100_years_are_refused_naming_the_key() {
         let err = parse(
             r#"

@@ -161,15 +161,9 @@ pub(super) fn upstreams(c: &mut Checker, key: &str, raw: &[String]) -> Vec<http:
                     out.push(uri);
                 }
             }
-            Ok(uri) if uri.scheme_str() == Some("https") => {
-                c.issue(
-                    ukey,
-                    format!("{text:?}: https upstreams are not supported yet"),
-                );
-            }
             _ => c.issue(
                 ukey,
-                format!("{text:?}: expected an http:// URL with a host"),
+                format!("{text:?}: expected an http:// or https:// URL with a host"),
             ),
         }
     }
