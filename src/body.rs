@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use http::{HeaderValue, Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
@@ -24,6 +26,23 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// A JSON answer of ours: `status`, `Content-Type: application/json` and the document. Every
+/// JSON response the gateway and the admin listener write is made here.
+pub fn json(status: StatusCode, document: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(document));
+    *response.status_mut() = status;
+    (response.headers_mut()).insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1), for every answer that
+/// carries a token or a token's state.
+pub fn no_store(response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
 /// A client's request body, shared between the request (which a handler reads or forwards)

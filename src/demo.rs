@@ -8,8 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -150,11 +149,7 @@ fn echo(req: &Request<Incoming>) -> Response<Body> {
         }
     }
     let json = serde_json::to_vec_pretty(&seen).unwrap_or_default();
-    let mut response = Response::new(body::full(json));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    body::json(http::StatusCode::OK, json)
 }
 
 /// A private temporary folder, removed on drop.

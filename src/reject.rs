@@ -116,10 +116,8 @@ impl Rejection {
             error_description: &self.description,
         })
         .unwrap_or_default();
-        let mut response = Response::new(body::full(json));
-        *response.status_mut() = self.status;
+        let mut response = body::json(self.status, json);
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(challenge) =
             (self.challenge).and_then(|c| HeaderValue::try_from(c.header_value()).ok())
         {
@@ -135,7 +133,7 @@ impl Rejection {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         if self.no_store {
-            crate::token::no_store(&mut response);
+            body::no_store(&mut response);
         }
         response
     }

@@ -5,8 +5,8 @@
 //! and `Host` (which is attacker-controlled: it is only echoed into URLs, after a syntax check).
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, Response};
+use http::header::CACHE_CONTROL;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::keys::{KeyParams, KeySet};
@@ -39,7 +39,7 @@ pub fn jwks(keys: &KeySet) -> Bytes {
 /// `GET` the JWKS.
 pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, Rejection> {
     require_get(req)?;
-    let mut response = json_response(ctx.snapshot.jwks.clone());
+    let mut response = body::json(StatusCode::OK, ctx.snapshot.jwks.clone());
     response.headers_mut().insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
@@ -69,7 +69,7 @@ pub fn handle_metadata<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response
         "response_types_supported": [],
         "token_endpoint_auth_signing_alg_values_supported": [format!("{:?}", config.tokens.algorithm)],
     });
-    Ok(json_response(Bytes::from(document.to_string())))
+    Ok(body::json(StatusCode::OK, document.to_string()))
 }
 
 /// The request's canonical host (`front.rs` refused a malformed one), or `localhost` for an
@@ -86,12 +86,4 @@ fn require_get<B>(req: &Request<B>) -> Result<(), Rejection> {
     } else {
         Err(Rejection::method_not_allowed("GET, HEAD"))
     }
-}
-
-fn json_response(json: Bytes) -> Response<Body> {
-    let mut response = Response::new(body::full(json));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }

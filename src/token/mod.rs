@@ -16,7 +16,7 @@ mod revoke;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 
 pub use error::OAuthError;
@@ -291,7 +291,7 @@ pub async fn handle_logout(
     tracing::info!(target: "audit", event = "logout", user = %identity.user, sid = %identity.sid);
     ctx.user = Some(identity.user);
     let mut response = Response::new(body::empty());
-    no_store(&mut response);
+    body::no_store(&mut response);
     Ok(response)
 }
 
@@ -356,20 +356,13 @@ fn require_post<B>(req: &Request<B>) -> Result<(), Rejection> {
     }
 }
 
+/// A token pair: JSON, labelled UTF-8 as the seed API does (SPEC §1.1), never cached.
 fn token_response(json: Bytes) -> Response<Body> {
-    let mut response = Response::new(body::full(json));
+    let mut response = body::json(StatusCode::OK, json);
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    no_store(&mut response);
-    *response.status_mut() = StatusCode::OK;
+    body::no_store(&mut response);
     response
-}
-
-/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
-pub fn no_store(response: &mut Response<Body>) {
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
 }

@@ -4,13 +4,12 @@
 //! access or refresh token has its whole session revoked. Introspection needs the caller's own
 //! valid access token and says `{"active": false}` for anything that is not live.
 
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response, StatusCode};
 use serde_json::json;
 
 use super::claims::{AccessClaims, RefreshClaims};
 use super::grant::{fields, single};
-use super::{access_deadline, no_store, read_body, revoke_until, OAuthError};
+use super::{access_deadline, read_body, revoke_until, OAuthError};
 use crate::auth::{self, verify, AuthError};
 use crate::body::{self, Body, Inbound};
 use crate::ctx::RequestCtx;
@@ -91,7 +90,7 @@ pub async fn handle_revoke(
         }
     }
     let mut response = Response::new(body::empty());
-    no_store(&mut response);
+    body::no_store(&mut response);
     Ok(response)
 }
 
@@ -137,10 +136,7 @@ pub async fn handle_introspect(
         }
         _ => json!({"active": false}),
     };
-    let mut response = Response::new(body::full(document.to_string()));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    no_store(&mut response);
+    let mut response = body::json(StatusCode::OK, document.to_string());
+    body::no_store(&mut response);
     Ok(response)
 }
