@@ -2,8 +2,10 @@
 //! place where each error family maps to a status, a JSON body and its headers.
 //!
 //! The `From` impls below are the table of SPEC §1.1, §2 and §3; each `match` is exhaustive
-//! (no `_` arm) so a new error variant cannot slip through unmapped. Internal detail never
-//! reaches the body: `cause` goes to the access log only.
+//! (no `_` arm) so a new error variant cannot slip through unmapped. Each row names its HTTP
+//! status and its gRPC status together, so a gRPC client gets the answer the row means. The
+//! admin listener's refusals are rows of the same table. Internal detail never reaches the
+//! body: `cause` goes to the access log only.
 
 use std::borrow::Cow;
 use std::fmt::Display;
@@ -22,9 +24,11 @@ use crate::token::OAuthError;
 const REALM: &str = "Bearer realm=\"portcullis\"";
 
 /// A response the gateway generates, with what the access log should say about it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Rejection {
     pub status: StatusCode,
+    /// What a gRPC client is told instead (`grpc-status`).
+    pub grpc: Grpc,
     /// The JSON body's `error`.
     pub error: &'static str,
     pub description: Cow<'static, str>,
@@ -62,6 +66,21 @@ impl Challenge {
     }
 }
 
+/// The gRPC status codes the table uses (gRPC's `statuscodes.md`), each named where HTTP's
+/// mapping to gRPC (`http-grpc-status-mapping.md`) or the meaning of the row puts it.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+#[repr(u16)]
+pub enum Grpc {
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    Unauthenticated = 16,
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -71,11 +90,13 @@ struct ErrorBody<'a> {
 impl Rejection {
     fn new(
         status: StatusCode,
+        grpc: Grpc,
         error: &'static str,
         description: impl Into<Cow<'static, str>>,
     ) -> Self {
         Self {
             status,
+            grpc,
             error,
             description: description.into(),
             challenge: None,
@@ -92,6 +113,7 @@ impl Rejection {
             allow: Some(allow),
             ..Self::new(
                 StatusCode::METHOD_NOT_ALLOWED,
+                Grpc::Internal,
                 "method_not_allowed",
                 "This endpoint does not accept that method",
             )
@@ -104,10 +126,32 @@ impl Rejection {
             cause: Some(cause.to_string().into()),
             ..Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
+                Grpc::Internal,
                 "server_error",
                 "Internal error",
             )
         }
+    }
+
+    /// `404 not_found` for a resource that is not there (the admin listener's unknown session).
+    pub fn not_found(description: &'static str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            Grpc::Unimplemented,
+            "not_found",
+            description,
+        )
+    }
+
+    /// `403 forbidden` from the admin listener, for a `Host` that is not its own (DNS
+    /// rebinding).
+    pub fn foreign_host() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            Grpc::PermissionDenied,
+            "forbidden",
+            "This Host is not the admin listener's; add it to admin.allowed_hosts",
+        )
     }
 
     pub fn into_response(self) -> Response<Body> {
@@ -142,18 +186,9 @@ impl Rejection {
 impl Rejection {
     /// The rejection as a gRPC "trailers-only" response: HTTP 200 with `grpc-status` and
     /// `grpc-message`, as gRPC clients expect (and as Envoy answers gRPC requests). The status
-    /// follows gRPC's HTTP-to-gRPC mapping; the `WWW-Authenticate` challenge is kept.
+    /// is the row's `grpc`; the `WWW-Authenticate` challenge is kept.
     pub fn into_grpc_response(self) -> Response<Body> {
-        let code: u16 = match self.status.as_u16() {
-            400 => 3,        // INVALID_ARGUMENT
-            401 => 16,       // UNAUTHENTICATED
-            403 => 7,        // PERMISSION_DENIED
-            404 => 12,       // UNIMPLEMENTED
-            429 => 8,        // RESOURCE_EXHAUSTED
-            502 | 503 => 14, // UNAVAILABLE
-            504 => 4,        // DEADLINE_EXCEEDED
-            _ => 13,         // INTERNAL
-        };
+        let code = self.grpc as u16;
         let mut response = Response::new(body::empty());
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
@@ -179,13 +214,19 @@ impl From<AuthError> for Rejection {
         let invalid = |description: &'static str| Rejection {
             challenge: Some(Challenge::InvalidToken(description)),
             cause: Some(e.to_string().into()),
-            ..Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
+            ..Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                Grpc::Unauthenticated,
+                "invalid_token",
+                description,
+            )
         };
         match e {
             AuthError::Missing => Rejection {
                 challenge: Some(Challenge::Bare),
                 ..Rejection::new(
                     StatusCode::UNAUTHORIZED,
+                    Grpc::Unauthenticated,
                     "unauthorized",
                     "A bearer token is required",
                 )
@@ -196,6 +237,7 @@ impl From<AuthError> for Rejection {
                 challenge: Some(Challenge::InsufficientScope),
                 ..Rejection::new(
                     StatusCode::FORBIDDEN,
+                    Grpc::PermissionDenied,
                     "insufficient_scope",
                     "The access token lacks a role this resource requires",
                 )
@@ -206,31 +248,46 @@ impl From<AuthError> for Rejection {
 
 impl From<OAuthError> for Rejection {
     fn from(e: OAuthError) -> Self {
-        let (status, error, description): (_, _, Cow<'static, str>) = match e {
-            OAuthError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d.into()),
+        let (status, grpc, error, description): (_, _, _, Cow<'static, str>) = match e {
+            OAuthError::InvalidRequest(d) => (
+                StatusCode::BAD_REQUEST,
+                Grpc::InvalidArgument,
+                "invalid_request",
+                d.into(),
+            ),
             OAuthError::UnsupportedGrantType => (
                 StatusCode::BAD_REQUEST,
+                Grpc::InvalidArgument,
                 "unsupported_grant_type",
                 "The grant type is not supported; use password or refresh_token".into(),
             ),
-            OAuthError::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d.into()),
+            OAuthError::InvalidGrant(d) => (
+                StatusCode::BAD_REQUEST,
+                Grpc::InvalidArgument,
+                "invalid_grant",
+                d.into(),
+            ),
             OAuthError::BodyTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
+                Grpc::Internal,
                 "invalid_request",
                 "The request body is larger than 16 KiB".into(),
             ),
             OAuthError::BodyTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
+                Grpc::Internal,
                 "invalid_request",
                 "The request body did not arrive in time".into(),
             ),
             OAuthError::TooManyFailures { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
+                Grpc::ResourceExhausted,
                 "invalid_grant",
                 format!("Too many failed logins; try again in {retry_after} seconds").into(),
             ),
             OAuthError::TooManyLogins => (
                 StatusCode::TOO_MANY_REQUESTS,
+                Grpc::ResourceExhausted,
                 "temporarily_unavailable",
                 "Too many logins in progress for this user or client; try again shortly".into(),
             ),
@@ -250,36 +307,41 @@ impl From<OAuthError> for Rejection {
             retry_after,
             no_store: true,
             close: matches!(e, OAuthError::BodyTooLarge | OAuthError::BodyTimeout),
-            ..Rejection::new(status, error, description)
+            ..Rejection::new(status, grpc, error, description)
         }
     }
 }
 
 impl From<ProxyError> for Rejection {
     fn from(e: ProxyError) -> Self {
-        let (status, error, description) = match &e {
+        let (status, grpc, error, description) = match &e {
             ProxyError::Connect(_) => (
                 StatusCode::BAD_GATEWAY,
+                Grpc::Unavailable,
                 "bad_gateway",
                 "The upstream service could not be reached",
             ),
             ProxyError::Upstream(_) => (
                 StatusCode::BAD_GATEWAY,
+                Grpc::Unavailable,
                 "bad_gateway",
                 "The upstream service failed to respond",
             ),
             ProxyError::Target(_) => (
                 StatusCode::BAD_REQUEST,
+                Grpc::InvalidArgument,
                 "invalid_request",
                 "The request target cannot be forwarded",
             ),
             ProxyError::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
+                Grpc::DeadlineExceeded,
                 "gateway_timeout",
                 "The upstream service did not respond in time",
             ),
             ProxyError::Downstream(_) => (
                 StatusCode::BAD_REQUEST,
+                Grpc::InvalidArgument,
                 "invalid_request",
                 "The request body is malformed",
             ),
@@ -287,7 +349,7 @@ impl From<ProxyError> for Rejection {
         Rejection {
             close: matches!(e, ProxyError::Downstream(_) | ProxyError::Target(_)),
             cause: Some(crate::telemetry::error_chain(&e).into()),
-            ..Rejection::new(status, error, description)
+            ..Rejection::new(status, grpc, error, description)
         }
     }
 }
@@ -297,6 +359,7 @@ impl From<RouteError> for Rejection {
         match e {
             RouteError::NotFound => Rejection::new(
                 StatusCode::NOT_FOUND,
+                Grpc::Unimplemented,
                 "not_found",
                 "No route matches this request",
             ),
@@ -304,6 +367,7 @@ impl From<RouteError> for Rejection {
                 close: true,
                 ..Rejection::new(
                     StatusCode::BAD_REQUEST,
+                    Grpc::InvalidArgument,
                     "invalid_request",
                     "The request path is ambiguous: a dot or empty segment, ';', '\\', an \
                      encoded '/', '\\', ';' or control character, or a double-encoded escape",
@@ -313,6 +377,7 @@ impl From<RouteError> for Rejection {
                 close: true,
                 ..Rejection::new(
                     StatusCode::BAD_REQUEST,
+                    Grpc::InvalidArgument,
                     "invalid_request",
                     "The request's host is missing, repeated, malformed, or differs from \
                      :authority",
@@ -329,6 +394,7 @@ impl From<crate::login::Busy> for Rejection {
             no_store: true,
             ..Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
+                Grpc::Unavailable,
                 "temporarily_unavailable",
                 "Too many logins in progress; try again shortly",
             )
@@ -344,6 +410,7 @@ impl From<StoreError> for Rejection {
             cause: Some(crate::telemetry::error_chain(&e).into()),
             ..Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
+                Grpc::Unavailable,
                 "temporarily_unavailable",
                 "The session store is unavailable; try again shortly",
             )
@@ -484,6 +551,219 @@ mod tests {
             (status.as_u16(), body["error"].as_str()),
             (400, Some("invalid_request"))
         );
+    }
+
+    /// One row of the table as a client sees it: status, gRPC status, `error`, and the
+    /// headers that vary by row.
+    #[derive(Debug, PartialEq)]
+    struct Row {
+        status: u16,
+        grpc: String,
+        error: String,
+        challenge: bool,
+        retry_after: Option<String>,
+        allow: Option<String>,
+        no_store: bool,
+        close: bool,
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        status: u16,
+        grpc: &str,
+        error: &str,
+        challenge: bool,
+        retry_after: Option<&str>,
+        allow: Option<&str>,
+        no_store: bool,
+        close: bool,
+    ) -> Row {
+        Row {
+            status,
+            grpc: grpc.to_owned(),
+            error: error.to_owned(),
+            challenge,
+            retry_after: retry_after.map(str::to_owned),
+            allow: allow.map(str::to_owned),
+            no_store,
+            close,
+        }
+    }
+
+    async fn seen(r: Rejection) -> Row {
+        let grpc = r.clone().into_grpc_response();
+        let grpc_status = grpc.headers()["grpc-status"].to_str().unwrap().to_owned();
+        assert_eq!(grpc.status(), 200, "gRPC rejections are trailers-only 200s");
+        let response = r.into_response();
+        let h = response.headers().clone();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(body["error_description"].is_string(), "{body}");
+        assert_eq!(h[CONTENT_TYPE], "application/json");
+        let header = |name| h.get(name).map(|v| v.to_str().unwrap().to_owned());
+        Row {
+            status,
+            grpc: grpc_status,
+            error: body["error"].as_str().unwrap().to_owned(),
+            challenge: h.contains_key(WWW_AUTHENTICATE),
+            retry_after: header(RETRY_AFTER),
+            allow: header(ALLOW),
+            no_store: header(http::header::CACHE_CONTROL).as_deref() == Some("no-store"),
+            close: header(CONNECTION).as_deref() == Some("close"),
+        }
+    }
+
+    /// Every row of the table, pinned: a change to any status, gRPC code or header of a
+    /// rejection shows here.
+    #[tokio::test]
+    async fn every_row_of_the_table_is_pinned() {
+        let failure = || std::io::Error::other("x").into();
+        let f = false;
+        let t = true;
+        let cases: Vec<(Rejection, Row)> = vec![
+            (
+                AuthError::Missing.into(),
+                row(401, "16", "unauthorized", t, None, None, f, f),
+            ),
+            (
+                AuthError::Expired.into(),
+                row(401, "16", "invalid_token", t, None, None, f, f),
+            ),
+            (
+                AuthError::Invalid(InvalidReason::Revoked).into(),
+                row(401, "16", "invalid_token", t, None, None, f, f),
+            ),
+            (
+                AuthError::InsufficientScope.into(),
+                row(403, "7", "insufficient_scope", t, None, None, f, f),
+            ),
+            (
+                OAuthError::InvalidRequest("x").into(),
+                row(400, "3", "invalid_request", f, None, None, t, f),
+            ),
+            (
+                OAuthError::UnsupportedGrantType.into(),
+                row(400, "3", "unsupported_grant_type", f, None, None, t, f),
+            ),
+            (
+                OAuthError::BAD_CREDENTIALS.into(),
+                row(400, "3", "invalid_grant", f, None, None, t, f),
+            ),
+            (
+                OAuthError::BodyTooLarge.into(),
+                row(413, "13", "invalid_request", f, None, None, t, t),
+            ),
+            (
+                OAuthError::BodyTimeout.into(),
+                row(408, "13", "invalid_request", f, None, None, t, t),
+            ),
+            (
+                OAuthError::TooManyFailures { retry_after: 7 }.into(),
+                row(429, "8", "invalid_grant", f, Some("7"), None, t, f),
+            ),
+            (
+                OAuthError::TooManyLogins.into(),
+                row(
+                    429,
+                    "8",
+                    "temporarily_unavailable",
+                    f,
+                    Some("1"),
+                    None,
+                    t,
+                    f,
+                ),
+            ),
+            (
+                ProxyError::Connect(failure()).into(),
+                row(502, "14", "bad_gateway", f, None, None, f, f),
+            ),
+            (
+                ProxyError::Upstream(failure()).into(),
+                row(502, "14", "bad_gateway", f, None, None, f, f),
+            ),
+            (
+                ProxyError::Downstream(failure()).into(),
+                row(400, "3", "invalid_request", f, None, None, f, t),
+            ),
+            (
+                ProxyError::Target(http::Uri::try_from("\\x").map(|_| ()).unwrap_err().into())
+                    .into(),
+                row(400, "3", "invalid_request", f, None, None, f, t),
+            ),
+            (
+                ProxyError::Timeout.into(),
+                row(504, "4", "gateway_timeout", f, None, None, f, f),
+            ),
+            (
+                RouteError::NotFound.into(),
+                row(404, "12", "not_found", f, None, None, f, f),
+            ),
+            (
+                RouteError::BadPath.into(),
+                row(400, "3", "invalid_request", f, None, None, f, t),
+            ),
+            (
+                RouteError::BadHost.into(),
+                row(400, "3", "invalid_request", f, None, None, f, t),
+            ),
+            (
+                crate::login::Busy.into(),
+                row(
+                    503,
+                    "14",
+                    "temporarily_unavailable",
+                    f,
+                    Some("1"),
+                    None,
+                    t,
+                    f,
+                ),
+            ),
+            (
+                StoreError::Commit.into(),
+                row(
+                    503,
+                    "14",
+                    "temporarily_unavailable",
+                    f,
+                    Some("1"),
+                    None,
+                    t,
+                    f,
+                ),
+            ),
+            (
+                Rejection::method_not_allowed("GET, HEAD"),
+                row(
+                    405,
+                    "13",
+                    "method_not_allowed",
+                    f,
+                    None,
+                    Some("GET, HEAD"),
+                    f,
+                    f,
+                ),
+            ),
+            (
+                Rejection::internal("x"),
+                row(500, "13", "server_error", f, None, None, f, f),
+            ),
+            (
+                Rejection::not_found("x"),
+                row(404, "12", "not_found", f, None, None, f, f),
+            ),
+            (
+                Rejection::foreign_host(),
+                row(403, "7", "forbidden", f, None, None, f, f),
+            ),
+        ];
+        for (rejection, want) in cases {
+            let what = format!("{rejection:?}");
+            assert_eq!(seen(rejection).await, want, "{what}");
+        }
     }
 
     #[tokio::test]
