@@ -9,7 +9,8 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::body::{self, Body};
+use crate::body::{self, json, Body};
+use crate::reject::Rejection;
 use crate::state::Shared;
 
 /// `docs/openapi.json`, served as is at `/openapi.json`.
@@ -18,10 +19,7 @@ pub const OPENAPI: &str = include_str!("../docs/openapi.json");
 /// Serves one admin request (the accept loop is `server::serve_admin`'s).
 pub(crate) async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     if !host_allowed(req, &shared.snapshot().config.admin.allowed_hosts) {
-        return json(
-            StatusCode::FORBIDDEN,
-            r#"{"error":"forbidden","error_description":"This Host is not the admin listener's; add it to admin.allowed_hosts"}"#,
-        );
+        return Rejection::foreign_host().into_response();
     }
     let path = req.uri().path();
     match path {
@@ -35,7 +33,7 @@ pub(crate) async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response
         "/openapi.json" => json(StatusCode::OK, OPENAPI),
         _ => match sessions::route(path) {
             Some(target) => sessions::handle(shared, req, target).await,
-            None => json(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#),
+            None => Rejection::not_found("The admin listener has no such path").into_response(),
         },
     }
 }
@@ -79,15 +77,6 @@ fn metrics(shared: &Shared) -> Response<Body> {
     response
 }
 
-fn json(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<Body> {
-    let mut response = Response::new(body::full(text));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
 /// Session administration: list sessions, revoke one, revoke all of a user.
 mod sessions {
     use http::{Method, Request, Response, StatusCode};
@@ -95,8 +84,8 @@ mod sessions {
     use percent_encoding::percent_decode_str;
     use serde::Serialize;
 
-    use super::json;
-    use crate::body::Body;
+    use crate::body::{json, Body};
+    use crate::reject::Rejection;
     use crate::session::StoreError;
     use crate::state::Shared;
 
@@ -156,26 +145,12 @@ mod sessions {
                     Target::All => "GET",
                     Target::Session(_) | Target::User(_) => "DELETE",
                 };
-                let mut response = json(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    r#"{"error":"method_not_allowed"}"#,
-                );
-                response
-                    .headers_mut()
-                    .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
-                return response;
+                return Rejection::method_not_allowed(allow).into_response();
             }
         };
         result.unwrap_or_else(|e| {
             tracing::warn!(error = %crate::telemetry::error_chain(&e), "session admin request failed");
-            let mut response = json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                r#"{"error":"temporarily_unavailable","error_description":"The session store is unavailable; try again shortly"}"#,
-            );
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-            response
+            Rejection::from(e).into_response()
         })
     }
 
@@ -209,10 +184,7 @@ mod sessions {
             .await?
             .filter(|s| s.expires_at > now);
         let Some(session) = live else {
-            return Ok(json(
-                StatusCode::NOT_FOUND,
-                r#"{"error":"not_found","error_description":"No live session has that id"}"#,
-            ));
+            return Ok(Rejection::not_found("No live session has that id").into_response());
         };
         let until =
             crate::token::revocation_deadline(&shared.snapshot().config, shared.clock.unix());

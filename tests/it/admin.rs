@@ -71,6 +71,26 @@ async fn sessions_are_listed_and_revoked_one_by_one_or_per_user() {
     assert_eq!(gw.admin("DELETE", "/admin/sessions/").await.status, 404);
 }
 
+/// The admin listener's refusals are the gateway's error bodies (`error` and
+/// `error_description`, as the OpenAPI `Error` schema requires), not bodies of their own.
+#[tokio::test]
+async fn admin_refusals_carry_the_error_body_of_every_rejection() {
+    let (_upstream, gw) = gateway(Options::default()).await;
+    for (method, path, status, error) in [
+        ("GET", "/nowhere", 404, "not_found"),
+        ("DELETE", "/admin/sessions/unknown", 404, "not_found"),
+        ("PUT", "/admin/sessions", 405, "method_not_allowed"),
+        ("GET", "/admin/users/alice/sessions", 405, "method_not_allowed"),
+    ] {
+        let response = gw.admin(method, path).await;
+        assert_eq!(response.status, status, "{method} {path}");
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        let body = response.json();
+        assert_eq!(body["error"], error, "{method} {path}");
+        assert!(body["error_description"].is_string(), "{method} {path}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn the_sessions_command_lists_and_kicks_a_user_out() {
     let upstream = MockUpstream::start().await;
