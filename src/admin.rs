@@ -44,17 +44,11 @@ pub(crate) async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response
 /// none of those, so it cannot list or revoke sessions. IP literals are safe: a page served
 /// from an IP literal is the listener's own origin.
 fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
-    let Some(host) = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-    else {
+    let host = match crate::front::host(req) {
+        Ok(Some(host)) => host,
         // HTTP/1.0 without a Host: not a browser.
-        return req.version() < http::Version::HTTP_11;
-    };
-    let Ok(host) = crate::route::canonical_host(host) else {
-        return false;
+        Ok(None) => return req.version() < http::Version::HTTP_11,
+        Err(_) => return false,
     };
     let name = host.name();
     name.starts_with('[')

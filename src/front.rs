@@ -62,7 +62,7 @@ pub fn admit<B>(
 
 /// The request's canonical host. HTTP/1.1 needs exactly one `Host`; an absolute-form target's
 /// authority wins over it (RFC 9112 §3.2.2). HTTP/2's `:authority` and `host` must agree.
-fn host<B>(req: &Request<B>) -> Result<Option<Host>, RouteError> {
+pub(crate) fn host<B>(req: &Request<B>) -> Result<Option<Host>, RouteError> {
     let mut values = req.headers().get_all(HOST).iter();
     let header = values.next();
     if values.next().is_some() {

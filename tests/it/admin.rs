@@ -80,14 +80,22 @@ async fn admin_refusals_carry_the_error_body_of_every_rejection() {
         ("GET", "/nowhere", 404, "not_found"),
         ("DELETE", "/admin/sessions/unknown", 404, "not_found"),
         ("PUT", "/admin/sessions", 405, "method_not_allowed"),
-        ("GET", "/admin/users/alice/sessions", 405, "method_not_allowed"),
+        (
+            "GET",
+            "/admin/users/alice/sessions",
+            405,
+            "method_not_allowed",
+        ),
     ] {
         let response = gw.admin(method, path).await;
         assert_eq!(response.status, status, "{method} {path}");
         assert_eq!(response.header("content-type"), Some("application/json"));
         let body = response.json();
         assert_eq!(body["error"], error, "{method} {path}");
-        assert!(body["error_description"].is_string(), "{method} {path}: {body}");
+        assert!(
+            body["error_description"].is_string(),
+            "{method} {path}: {body}"
+        );
     }
 }
 

@@ -820,6 +820,9 @@ async fn the_admin_listener_refuses_a_foreign_host() {
     );
     let evil_port = admin_sessions(&gw, &format!("evil.example:{port}")).await;
     assert_eq!(evil_port.status, 403, "{}", evil_port.head);
+    // Two Host fields are no host at all, as at the gateway's front door (RFC 9112 §3.2).
+    let two = admin_sessions(&gw, "localhost\r\nHost: evil.example").await;
+    assert_eq!(two.status, 403, "{}", two.head);
 
     for host in [
         format!("127.0.0.1:{port}"),
