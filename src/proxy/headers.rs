@@ -22,14 +22,19 @@ pub static X_TOKEN_EXPIRES_IN: HeaderName = HeaderName::from_static("x-token-exp
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Removes the hop-by-hop headers of RFC 9110 §7.6.1 and every header `Connection` names.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
+/// The options of every `Connection` field (RFC 9110 §7.6.1), trimmed, in order; a field
+/// that is not visible ASCII names none.
+pub(super) fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    (headers.get_all(CONNECTION).iter())
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+}
+
+/// Removes the hop-by-hop headers of RFC 9110 §7.6.1 and every header `Connection` names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = connection_options(headers)
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);

@@ -22,12 +22,8 @@ pub(super) fn requested(headers: &HeaderMap, version: Version) -> Option<HeaderV
     if version != Version::HTTP_11 {
         return None;
     }
-    let connection_upgrade = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let connection_upgrade =
+        super::headers::connection_options(headers).any(|o| o.eq_ignore_ascii_case("upgrade"));
     let mut upgrades = headers.get_all(UPGRADE).iter();
     let protocol = upgrades.next()?;
     let websocket = protocol.as_bytes().eq_ignore_ascii_case(b"websocket");
