@@ -9,7 +9,7 @@ use std::time::Instant;
 use http::HeaderValue;
 use tokio::task::JoinHandle;
 
-use crate::route::Host;
+use crate::canonical::Host;
 use crate::state::{Shared, Snapshot};
 
 /// Per-request data. The snapshot is taken once at entry, so every phase of one request sees

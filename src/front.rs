@@ -14,8 +14,9 @@ use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Uri, Version};
 
+use crate::canonical::{self, Host};
 use crate::proxy::headers::X_FORWARDED_FOR;
-use crate::route::{self, Host, RouteError};
+use crate::route::RouteError;
 
 /// What the front door learnt about a request.
 #[derive(Clone, Debug)]
@@ -38,7 +39,7 @@ pub fn admit<B>(
     let host = host(req)?;
     // The URI's scheme and authority (absolute form, HTTP/2) are left in place when the path
     // needs no change: nothing after this point reads them, and it saves an allocation.
-    if let Cow::Owned(path) = route::canonical_path(req.uri().path())? {
+    if let Cow::Owned(path) = canonical::canonical_path(req.uri().path())? {
         let target = match req.uri().query() {
             Some(query) => format!("{path}?{query}"),
             None => path,
@@ -68,11 +69,11 @@ pub(crate) fn host<B>(req: &Request<B>) -> Result<Option<Host>, RouteError> {
     if values.next().is_some() {
         return Err(RouteError::BadHost);
     }
-    let header = header.map(route::canonical_host_header).transpose()?;
+    let header = header.map(canonical::canonical_host_header).transpose()?;
     let authority = req
         .uri()
         .authority()
-        .map(|a| route::canonical_host(a.as_str()))
+        .map(|a| canonical::canonical_host(a.as_str()))
         .transpose()?;
     match req.version() {
         Version::HTTP_2 | Version::HTTP_3 => match (authority, header) {

@@ -22,13 +22,13 @@ use hyper::body::Incoming;
 
 use crate::auth;
 use crate::body::{self, Body, Inbound};
+use crate::canonical::Host;
 use crate::config::{AuthMode, Endpoint};
 use crate::ctx::{ConnState, RequestCtx};
 use crate::front;
 use crate::metrics::{ErrorCode, RouteLabel, RouteStatus, UpstreamError};
 use crate::proxy::{self, headers, Hop};
 use crate::reject::Rejection;
-use crate::route::Host;
 use crate::state::Shared;
 use crate::token;
 

@@ -12,10 +12,11 @@
 //!   configuration generation: routes, users, keys), swapped atomically on reload.
 //! - `server`: one accept loop for the gateway and admin listeners, per-connection TLS and
 //!   HTTP/1.1 or HTTP/2 (by ALPN), head and idle deadlines, lingering close, signals.
+//! - `canonical`: the one canonical form of a path and a host.
 //! - `front`: the front door: each request made canonical once (path, host, client address).
 //! - `gateway`: the infallible service that runs the request phases.
 //! - `reject`: every gateway-made error response, mapped in one table.
-//! - `route`: the canonical path and host, and host + longest-prefix matching.
+//! - `route`: host + longest-prefix matching on the canonical path and host.
 //! - `auth`: bearer parsing, JWT verification and the verified-token cache, revocation check,
 //!   roles.
 //! - `token`: the token and logout endpoints; minting; keys and `kid`s.
@@ -40,6 +41,7 @@ pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod body;
+pub mod canonical;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,4 +1,4 @@
-//! The request path canonicalisation (`route::canonical_path`, notes/front-door.md §1): the one
+//! The request path canonicalisation (`canonical::canonical_path`): the one
 //! path used for routing, roles, logs and the forwarded request line.
 //!
 //! The input bytes are read as UTF-8 (invalid sequences become U+FFFD, as a `&str` path can only
@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::route::canonical_path;
+use portcullis::canonical::canonical_path;
 
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')

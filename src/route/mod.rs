@@ -1,12 +1,8 @@
 //! `Router`: picks the route for a request by host and longest path prefix, both in the
-//! canonical form of `canonical.rs`.
+//! canonical form of `crate::canonical`.
 //!
 //! Prefixes match whole segments: `/api` matches `/api` and `/api/x` but not `/apix`. Routes with
 //! a host are preferred to routes without one at the same prefix length.
-
-mod canonical;
-
-pub use canonical::{canonical_host, canonical_host_header, canonical_path, Host};
 
 use crate::config::RouteConfig;
 
@@ -82,6 +78,15 @@ pub enum RouteError {
     /// No `Host`, two of them, `host` ≠ `:authority`, or a malformed one.
     #[error("missing, repeated or malformed host")]
     BadHost,
+}
+
+impl From<crate::canonical::Refused> for RouteError {
+    fn from(refused: crate::canonical::Refused) -> Self {
+        match refused {
+            crate::canonical::Refused::Path => Self::BadPath,
+            crate::canonical::Refused::Host => Self::BadHost,
+        }
+    }
 }
 
 #[cfg(test)]

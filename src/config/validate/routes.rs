@@ -30,7 +30,7 @@ pub(super) fn routes(
         let host =
             r.host
                 .filter(|h| !h.is_empty())
-                .map(|h| match crate::route::canonical_host(&h) {
+                .map(|h| match crate::canonical::canonical_host(&h) {
                     Ok(canonical) if canonical.port().is_none() => canonical.name().to_owned(),
                     _ => {
                         c.issue(
@@ -44,7 +44,7 @@ pub(super) fn routes(
             .path_prefix
             .unwrap_or_else(|| d::ROUTE_PATH_PREFIX.default.to_owned());
         let canonical =
-            crate::route::canonical_path(&path_prefix).is_ok_and(|p| p == path_prefix.as_str());
+            crate::canonical::canonical_path(&path_prefix).is_ok_and(|p| p == path_prefix.as_str());
         if !canonical || path_prefix.contains(['?', '#', '%']) {
             c.issue(
                 format!("{key}.path_prefix"),

@@ -14,7 +14,8 @@
 //!
 //! Hosts: lower case, one trailing dot dropped, the port split off.
 //!
-//! Input is attacker-controlled; nothing here panics.
+//! Input is attacker-controlled; nothing here panics. This is a value module: routing
+//! (`route`), the front door (`front`) and configuration checks (`config`) all use it.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -22,14 +23,21 @@ use std::net::Ipv6Addr;
 
 use http::HeaderValue;
 
-use super::RouteError;
+/// What cannot be made canonical: the path or the host.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, thiserror::Error)]
+pub enum Refused {
+    #[error("unsafe path")]
+    Path,
+    #[error("missing, repeated or malformed host")]
+    Host,
+}
 
 /// The canonical form of `path` (a request target's path, without query), borrowed when it is
 /// already canonical.
-pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, RouteError> {
+pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, Refused> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
-        return Err(RouteError::BadPath);
+        return Err(Refused::Path);
     }
     // Fast path: nothing to rewrite, so only the segment checks remain.
     if bytes.iter().all(|&b| raw_class(b) == Raw::Keep) {
@@ -42,14 +50,14 @@ pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, RouteError> {
         let b = bytes[i];
         match raw_class(b) {
             Raw::Keep => out.push(char::from(b)),
-            Raw::Refuse => return Err(RouteError::BadPath),
+            Raw::Refuse => return Err(Refused::Path),
             Raw::Encode => push_escape(&mut out, b),
             Raw::Escape => {
-                let value = hex_pair(bytes.get(i + 1..i + 3)).ok_or(RouteError::BadPath)?;
+                let value = hex_pair(bytes.get(i + 1..i + 3)).ok_or(Refused::Path)?;
                 match escaped_class(value) {
                     Escaped::Decode => out.push(char::from(value)),
                     Escaped::Keep => push_escape(&mut out, value),
-                    Escaped::Refuse => return Err(RouteError::BadPath),
+                    Escaped::Refuse => return Err(Refused::Path),
                 }
                 i += 2;
             }
@@ -64,7 +72,7 @@ pub fn canonical_path(path: &str) -> Result<Cow<'_, str>, RouteError> {
         .windows(5)
         .any(|w| w.starts_with(b"%25") && hex_pair(Some(&w[3..])).is_some());
     if doubled {
-        return Err(RouteError::BadPath);
+        return Err(Refused::Path);
     }
     if out == path {
         return Ok(Cow::Borrowed(path));
@@ -131,13 +139,13 @@ fn push_escape(out: &mut String, b: u8) {
 
 /// Every segment after the leading `/` is non-empty (a trailing `/` is fine) and not `.` or
 /// `..`. Runs on the decoded form, so `%2e%2e` is caught as `..`.
-fn check_segments(path: &str) -> Result<(), RouteError> {
+fn check_segments(path: &str) -> Result<(), Refused> {
     let mut segments = path[1..].split('/').peekable();
     while let Some(segment) = segments.next() {
         let last = segments.peek().is_none();
         match segment {
-            "." | ".." => return Err(RouteError::BadPath),
-            "" if !last => return Err(RouteError::BadPath),
+            "." | ".." => return Err(Refused::Path),
+            "" if !last => return Err(Refused::Path),
             _ => {}
         }
     }
@@ -180,8 +188,8 @@ impl Host {
 }
 
 /// The canonical form of a `Host` header; shares its bytes when it is canonical already.
-pub fn canonical_host_header(value: &HeaderValue) -> Result<Host, RouteError> {
-    let raw = value.to_str().map_err(|_| RouteError::BadHost)?;
+pub fn canonical_host_header(value: &HeaderValue) -> Result<Host, Refused> {
+    let raw = value.to_str().map_err(|_| Refused::Host)?;
     match already_canonical(raw) {
         Some(name_len) => Ok(Host {
             value: value.clone(),
@@ -214,8 +222,8 @@ fn already_canonical(raw: &str) -> Option<usize> {
 }
 
 /// The canonical form of a `Host` value or `:authority` (no user info: `a@b` is refused).
-pub fn canonical_host(raw: &str) -> Result<Host, RouteError> {
-    let bad = RouteError::BadHost;
+pub fn canonical_host(raw: &str) -> Result<Host, Refused> {
+    let bad = Refused::Host;
     if let Some(name_len) = already_canonical(raw) {
         return Ok(Host {
             value: HeaderValue::from_str(raw).map_err(|_| bad)?,
@@ -259,15 +267,15 @@ pub fn canonical_host(raw: &str) -> Result<Host, RouteError> {
 }
 
 /// `Some(digits)` → the port (empty → none); `None` with a non-empty `rest` → refused.
-fn port_of(digits: Option<&str>, rest: &str) -> Result<Option<u16>, RouteError> {
+fn port_of(digits: Option<&str>, rest: &str) -> Result<Option<u16>, Refused> {
     match digits {
         None if rest.is_empty() => Ok(None),
-        None => Err(RouteError::BadHost),
+        None => Err(Refused::Host),
         Some("") => Ok(None),
         Some(d) if d.len() <= 5 && d.bytes().all(|b| b.is_ascii_digit()) => {
-            d.parse().map(Some).map_err(|_| RouteError::BadHost)
+            d.parse().map(Some).map_err(|_| Refused::Host)
         }
-        Some(_) => Err(RouteError::BadHost),
+        Some(_) => Err(Refused::Host),
     }
 }
 
@@ -275,7 +283,7 @@ fn port_of(digits: Option<&str>, rest: &str) -> Result<Option<u16>, RouteError> 
 mod tests {
     use super::*;
 
-    fn canon(p: &str) -> Result<String, RouteError> {
+    fn canon(p: &str) -> Result<String, Refused> {
         canonical_path(p).map(Cow::into_owned)
     }
 
@@ -351,7 +359,7 @@ mod tests {
             "/public//private",
             "/a b",
         ] {
-            assert_eq!(canon(p), Err(RouteError::BadPath), "{p:?}");
+            assert_eq!(canon(p), Err(Refused::Path), "{p:?}");
         }
     }
 
@@ -405,7 +413,7 @@ mod tests {
             "", ".", "a..b", "x@y", "a/b", "a b", "a%2eb", "[::1", "[zz]", "h:99999", "h:1:2",
             "[::1]x",
         ] {
-            assert_eq!(canonical_host(bad), Err(RouteError::BadHost), "{bad:?}");
+            assert_eq!(canonical_host(bad), Err(Refused::Host), "{bad:?}");
         }
     }
 }
