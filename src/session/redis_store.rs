@@ -29,7 +29,7 @@ use futures_util::StreamExt;
 
 use super::{DenyList, RotateError, Rotation, Session, StoreError};
 
-/// KEYS[1] = session key; ARGV = presented token id, next token id, next expiry (Unix s), next
+/// `KEYS[1]` = session key; ARGV = presented token id, next token id, next expiry (Unix s), next
 /// access deadline (Unix s). Returns `{"ok", user, created, acc}` (`acc` the later of the old and
 /// the next access deadline), `{"unknown"}` or `{"reused", acc}` (the session is then deleted).
 const ROTATE: &str = r"
