@@ -4,6 +4,9 @@
 //!
 //! Run with `cargo bench --bench hot_path` (add `-- verify` etc. to pick a group).
 
+// A benchmark's setup fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::SystemTime;
 

@@ -9,6 +9,9 @@
 //! with 1 and with 64 concurrent callers, to show what group commit buys.
 #![allow(clippy::print_stdout)]
 
+// A benchmark's setup fails by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -48,7 +48,7 @@ pub fn signing_key_pem_for(algorithm: jsonwebtoken::Algorithm) -> Result<String,
         }
         _ => {
             let pair = KeyPair::generate(KeySize::Rsa2048).map_err(failed)?;
-            AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
+            AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'_>>::as_der(&pair)
                 .map_err(failed)?
                 .as_ref()
                 .to_vec()
@@ -132,7 +132,8 @@ pub enum KeygenError {
     Key(jsonwebtoken::Algorithm),
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 

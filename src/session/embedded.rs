@@ -19,9 +19,9 @@ use super::memory::Change;
 use super::{MemoryStore, RotateError, Rotation, Session, StoreError};
 
 /// sid → JSON `Session`.
-const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+const SESSIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sessions");
 /// sid → Unix second until which the revoked session stays refused.
-const REVOKED: TableDefinition<&str, u64> = TableDefinition::new("revoked");
+const REVOKED: TableDefinition<'_, &str, u64> = TableDefinition::new("revoked");
 
 /// Largest number of queued changes committed in one transaction.
 const MAX_BATCH: usize = 4096;

@@ -1,6 +1,9 @@
 //! The one integration-test binary: a real gateway on 127.0.0.1:0, a real upstream, real TLS
 //! (a rustls client) and real sockets. One file per SPEC section.
 
+// A test fails by panicking: unwrap and expect are how its steps say so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod admin;
