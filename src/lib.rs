@@ -7,6 +7,8 @@
 //! # Layout
 //!
 //! - `clock`: the one wall clock (adjustable in tests).
+//! - `certs`: the crypto provider, certificate and key loading, and the certificate resolver a
+//!   reload feeds.
 //! - `config`: the TOML file → a validated `Config` (every problem reported with its key).
 //! - `state`: `Shared` (process lifetime: sessions, certificate resolver) and `Snapshot` (one
 //!   configuration generation: routes, users, keys), swapped atomically on reload.
@@ -40,6 +42,7 @@ pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod body;
+pub mod certs;
 pub mod cli;
 pub mod clock;
 pub mod config;

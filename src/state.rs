@@ -13,13 +13,13 @@ use jsonwebtoken::Validation;
 use rustls::sign::CertifiedKey;
 
 use crate::auth::verify::validation;
+use crate::certs::{self, CertResolver};
 use crate::config::StoreConfig;
 use crate::config::{Config, ConfigErrors, ConfigIssue};
 use crate::keygen::NotPrivate;
 use crate::login::Users;
 use crate::proxy::Upstream;
 use crate::route::Router;
-use crate::server::tls;
 use crate::session::{EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreError};
 use crate::token::claims::{ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 use crate::token::keys::{KeyError, KeySet};
@@ -66,7 +66,7 @@ impl Snapshot {
                 })
                 .ok()
                 .and_then(|()| {
-                    tls::load_certified_key(&files.cert, &files.key)
+                    certs::load_certified_key(&files.cert, &files.key)
                         .map_err(|e| {
                             issues.push(ConfigIssue::new(
                                 "server.tls_cert",
@@ -137,7 +137,7 @@ pub struct Shared {
     /// The wall clock of tokens, sessions and deadlines.
     pub clock: crate::clock::Clock,
     /// Present when serving TLS; the acceptor resolves certificates through it.
-    pub certs: Option<Arc<tls::CertResolver>>,
+    pub certs: Option<Arc<CertResolver>>,
 }
 
 impl Shared {
@@ -154,7 +154,7 @@ impl Shared {
         let certs = snapshot
             .certificate
             .clone()
-            .map(|k| Arc::new(tls::CertResolver::new(k)));
+            .map(|k| Arc::new(CertResolver::new(k)));
         let sessions = match &snapshot.config.store {
             StoreConfig::Embedded { path } => {
                 SessionStore::Embedded(EmbeddedStore::open(path, clock.unix())?)
