@@ -10,5 +10,6 @@ use crate::state::{Shared, Snapshot};
 pub fn reload(shared: &Shared, path: &Path) -> Result<(), ConfigErrors> {
     let config = Config::load(path)?;
     let snapshot = Snapshot::build(config)?;
-    shared.replace(snapshot)
+    shared.replace(snapshot);
+    Ok(())
 }

@@ -479,6 +479,21 @@ pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     .clone()
 }
 
+/// What `f` logs on this thread (at debug and above), beside its result: for code that runs
+/// synchronously, such as a reload.
+pub(crate) fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let writer = CaptureWriter(logs.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    (result, text)
+}
+
 #[derive(Clone)]
 struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
 
