@@ -28,6 +28,8 @@
 //! - `admin`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and session administration
 //!   on the admin listener;
 //!   `metrics`: the registry.
+//! - `run`: the process lifecycle for `serve`, `demo` and the test fixture: runtime, binding
+//!   the listeners once (`state::ListenerSettings`), signals, the reload loop, the drain.
 //! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
 //! - `bench`: `portcullis bench`, the load harness (virtual users, HdrHistogram report).
 //!
@@ -58,6 +60,7 @@ pub mod proxy;
 pub mod reject;
 pub mod reload;
 pub mod route;
+pub mod run;
 pub mod server;
 pub mod session;
 pub mod state;

@@ -1,5 +1,6 @@
 //! SIGHUP: load → validate → build a `Snapshot` → swap it in. On any error the old snapshot
-//! keeps serving and the error is returned for the log.
+//! keeps serving and the error is returned for the log. The signal loop that calls this is
+//! `run.rs`'s.
 
 use std::path::Path;
 

@@ -2,10 +2,10 @@
 //! accept errors, and a drain with a deadline.
 //!
 //! `serve` and `serve_admin` take a bound listener and a shutdown future; they never bind and
-//! never install signal handlers (that is `main.rs`'s and the tests' business). Each connection
-//! holds one of `max_connections` permits for as long as it lives, tunnels included; on
-//! shutdown the listener is dropped, every connection is told to drain, and the loop waits for
-//! the permits to come back, at most `shutdown_grace`.
+//! never install signal handlers (that is `run.rs`'s business, for the binary and the tests).
+//! Each connection holds one of `max_connections` permits for as long as it lives, tunnels
+//! included; on shutdown the listener is dropped, every connection is told to drain, and the
+//! loop waits for the permits to come back, at most `shutdown_grace`.
 
 mod conn;
 mod idle;

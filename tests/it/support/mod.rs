@@ -1,5 +1,8 @@
 //! Fixtures: `TestGateway` (a gateway on an ephemeral port, shut down on drop), a rustls
 //! client that trusts the gateway's test certificate, and helpers to mint and read tokens.
+//!
+//! `TestGateway` runs the binary's lifecycle (`portcullis::run`) in-process: the same bind,
+//! accept loops, reload and drain, with signals sent through a channel instead of the process.
 
 pub(crate) mod child;
 pub(crate) mod h2_peer;
@@ -22,10 +25,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis::config::Config;
+use portcullis::run;
+use portcullis::server::signal::{Signal, Signals};
 use portcullis::state::{Shared, Snapshot};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 pub(crate) const ALICE: (&str, &str) = ("alice", "alice-correct-horse");
 pub(crate) const BOB: (&str, &str) = ("bob", "bob-battery-staple");
@@ -108,7 +112,8 @@ pub(crate) struct TestGateway {
     pub(crate) dir: TempDir,
     pub(crate) client:
         Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// Signals for the gateway's lifecycle, as the process's handlers would send them.
+    signals: Option<mpsc::UnboundedSender<Signal>>,
 }
 
 impl TestGateway {
@@ -117,21 +122,17 @@ impl TestGateway {
         let path = write_config(dir.path(), upstream, &options);
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let snapshot = Snapshot::build(config).unwrap_or_else(|e| panic!("{e}"));
-        let shared = Shared::new(snapshot).unwrap();
-        shared.spawn_maintenance();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(portcullis::server::serve(listener, shared.clone(), async {
-            let _ = rx.await;
-        }));
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_addr = admin.local_addr().unwrap();
-        tokio::spawn(portcullis::server::serve_admin(
-            admin,
-            shared.clone(),
-            std::future::pending(),
-        ));
+        // The configuration's addresses: `127.0.0.1:0` for both listeners.
+        let (shared, listeners) = run::start(snapshot).await.unwrap();
+        let addr = listeners.gateway.local_addr().unwrap();
+        let admin_addr = listeners.admin.local_addr().unwrap();
+        let (signals_tx, signals) = Signals::injected();
+        let lifecycle = run::serve(shared.clone(), listeners, signals, Some(path));
+        tokio::spawn(async move {
+            if let Err(e) = lifecycle.await {
+                panic!("the test gateway stopped: {e}");
+            }
+        });
         Self {
             addr,
             admin_addr,
@@ -139,7 +140,7 @@ impl TestGateway {
             shared,
             dir,
             client: tls_client(false),
-            shutdown: Some(tx),
+            signals: Some(signals_tx),
         }
     }
 
@@ -218,10 +219,10 @@ impl TestGateway {
 }
 
 impl TestGateway {
-    /// Starts the gateway's drain, as SIGTERM does (dropping the gateway does it too).
+    /// Starts the drain of both listeners, as SIGTERM does (dropping the gateway does it too).
     pub(crate) fn shutdown(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        if let Some(tx) = self.signals.take() {
+            let _ = tx.send(Signal::Terminate);
         }
     }
 }
