@@ -1,6 +1,7 @@
-//! The command line (SPEC §4.1): the clap surface and one function per subcommand. The only
-//! place, with `demo.rs`, that prints to stdout and turns errors into exit code 1. Serving (the
-//! runtime, the listeners, signals and reloads) is `run.rs`'s.
+//! The command line (SPEC §4.1): the gateway's subcommands and one function per subcommand. The
+//! only place in the library, with `demo.rs`, that prints to stdout and turns errors into exit
+//! code 1. Serving (the runtime, the listeners, signals and reloads) is `run.rs`'s; the top level
+//! (`portcullis --version`) and `portcullis bench` are the binary's (`main.rs`).
 #![allow(clippy::print_stdout)]
 
 use std::io::Read;
@@ -8,25 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 
 use crate::config::Config;
 use crate::state::Snapshot;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "portcullis",
-    version,
-    about = "A reverse-proxy authentication gateway"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
 /// `-c FILE`: the configuration file, shared by the commands that read one.
 #[derive(Debug, clap::Args)]
-struct ConfigArg {
+pub struct ConfigArg {
     #[arg(
         short = 'c',
         long = "config",
@@ -37,8 +27,9 @@ struct ConfigArg {
     path: PathBuf,
 }
 
+/// The gateway's commands; `main.rs` adds `bench` beside them.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Run the gateway.
     Serve {
         #[command(flatten)]
@@ -79,12 +70,10 @@ enum Command {
     /// List or revoke sessions through a running gateway's admin listener.
     #[command(subcommand)]
     Sessions(SessionsCommand),
-    /// Load-test a gateway: virtual users log in, call a path, refresh on 401 (SPEC §6).
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
-enum SessionsCommand {
+pub enum SessionsCommand {
     /// List the live sessions (all, or one user's).
     List {
         #[arg(long)]
@@ -108,7 +97,7 @@ enum SessionsCommand {
 
 /// Which gateway's admin listener to talk to.
 #[derive(Debug, clap::Args)]
-struct AdminArg {
+pub struct AdminArg {
     #[command(flatten)]
     config: ConfigArg,
     /// The admin listener's base URL (default: from the configuration's `admin.listen`).
@@ -125,10 +114,9 @@ impl AdminArg {
     }
 }
 
-/// Parses the command line, runs the command, maps failure to exit code 1.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+/// Runs `command` and maps failure to exit code 1.
+pub fn run(command: Command) -> ExitCode {
+    exit_code(match command {
         Command::Serve { config } => crate::run::serve_file(&config.path).map_err(Into::into),
         Command::Demo { port } => crate::demo::run(port),
         Command::Init { dir, hosts, force } => crate::init::run(&dir, &hosts, force),
@@ -136,8 +124,11 @@ pub fn main() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::Healthcheck { config, url } => healthcheck(&config.path, url),
         Command::Sessions(command) => sessions(&command),
-        Command::Bench(args) => bench(args),
-    };
+    })
+}
+
+/// Exit code 0, or 1 with the error and its causes on stderr.
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -264,18 +255,6 @@ fn sessions(command: &SessionsCommand) -> anyhow::Result<()> {
             at(&s["created_at"]),
             at(&s["expires_at"]),
         );
-    }
-    Ok(())
-}
-
-fn bench(args: crate::bench::BenchArgs) -> anyhow::Result<()> {
-    let json = args.json();
-    let plan = crate::bench::Plan::try_from(args)?;
-    let report = crate::run::runtime()?.block_on(crate::bench::run(plan))?;
-    if json {
-        println!("{}", report.json());
-    } else {
-        print!("{report}");
     }
     Ok(())
 }

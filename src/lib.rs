@@ -31,7 +31,6 @@
 //! - `run`: the process lifecycle for `serve`, `demo` and the test fixture: runtime, binding
 //!   the listeners once (`state::ListenerSettings`), signals, the reload loop, the drain.
 //! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
-//! - `bench`: `portcullis bench`, the load harness (virtual users, HdrHistogram report).
 //!
 //! # Request lifecycle
 //!
@@ -42,7 +41,6 @@
 
 pub mod admin;
 pub mod auth;
-pub mod bench;
 pub mod body;
 pub mod certs;
 pub mod cli;
