@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Request;
+use portcullis::server::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::child::ChildGateway;
@@ -465,4 +466,42 @@ async fn a_reload_applies_the_header_timeout_to_the_next_connection() {
         still_open.is_err(),
         "the connection accepted before the reload keeps its 30 s: {still_open:?}"
     );
+}
+
+/// The fixture runs the binary's lifecycle: a reload signal re-reads the configuration file
+/// (a bad one is refused and the old configuration keeps serving), and a terminate signal
+/// closes both listeners and ends the lifecycle with `Ok`, as `portcullis serve` exits 0.
+#[tokio::test]
+async fn the_lifecycle_reloads_on_a_signal_and_stops_both_listeners() {
+    let (upstream, mut gw) = gateway(Options::default()).await;
+    let public = || Request::get("/public/x").body(empty()).unwrap();
+    assert_eq!(gw.send(public()).await.status, 401);
+
+    write_config(
+        gw.dir.path(),
+        upstream.addr,
+        &Options::with_routes(crate::support::PUBLIC_AND_API),
+    );
+    gw.signal(Signal::Reload);
+    let gw_ref = &gw;
+    assert!(
+        eventually(|| async move { gw_ref.send(public()).await.status == 200 }).await,
+        "the reloaded public route is never served"
+    );
+
+    // Refused: the public route stays.
+    let path = write_config(gw.dir.path(), upstream.addr, &Options::default());
+    std::fs::write(&path, "[server\n").unwrap();
+    gw.signal(Signal::Reload);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.send(public()).await.status, 200);
+    assert_eq!(gw.admin("GET", "/healthz").await.status, 200);
+
+    gw.stop().await.unwrap();
+    for addr in [gw.addr, gw.admin_addr] {
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "{addr} still accepts after the lifecycle ended"
+        );
+    }
 }

@@ -114,6 +114,8 @@ pub(crate) struct TestGateway {
         Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>>,
     /// Signals for the gateway's lifecycle, as the process's handlers would send them.
     signals: Option<mpsc::UnboundedSender<Signal>>,
+    /// `run::serve`, until [`TestGateway::stop`] awaits it.
+    lifecycle: Option<tokio::task::JoinHandle<Result<(), run::RunError>>>,
 }
 
 impl TestGateway {
@@ -127,12 +129,7 @@ impl TestGateway {
         let addr = listeners.gateway.local_addr().unwrap();
         let admin_addr = listeners.admin.local_addr().unwrap();
         let (signals_tx, signals) = Signals::injected();
-        let lifecycle = run::serve(shared.clone(), listeners, signals, Some(path));
-        tokio::spawn(async move {
-            if let Err(e) = lifecycle.await {
-                panic!("the test gateway stopped: {e}");
-            }
-        });
+        let lifecycle = tokio::spawn(run::serve(shared.clone(), listeners, signals, Some(path)));
         Self {
             addr,
             admin_addr,
@@ -141,6 +138,7 @@ impl TestGateway {
             dir,
             client: tls_client(false),
             signals: Some(signals_tx),
+            lifecycle: Some(lifecycle),
         }
     }
 
@@ -224,6 +222,24 @@ impl TestGateway {
         if let Some(tx) = self.signals.take() {
             let _ = tx.send(Signal::Terminate);
         }
+    }
+
+    /// Sends `signal` to the gateway's lifecycle, as the process's handler would.
+    pub(crate) fn signal(&self, signal: Signal) {
+        if let Some(tx) = &self.signals {
+            tx.send(signal).unwrap();
+        }
+    }
+
+    /// Terminates the gateway and waits (at most 10 s) for its lifecycle to end: what
+    /// `portcullis serve` would exit with.
+    pub(crate) async fn stop(&mut self) -> Result<(), run::RunError> {
+        self.shutdown();
+        let lifecycle = self.lifecycle.take().expect("stopped once");
+        tokio::time::timeout(std::time::Duration::from_secs(10), lifecycle)
+            .await
+            .expect("the lifecycle ends within 10 s")
+            .expect("the lifecycle task does not panic")
     }
 }
 
