@@ -45,7 +45,7 @@ pub fn run(port: u16) -> anyhow::Result<()> {
             "{}",
             walkthrough(port, &layout.cert, &password)
         );
-        crate::run::serve(shared, listeners, signals, Some(layout.config.clone())).await?;
+        crate::run::serve(shared, listeners, signals, layout.config.clone()).await?;
         Ok(())
     })
 }

@@ -29,7 +29,7 @@ pub fn serve_file(path: &Path) -> Result<(), RunError> {
     runtime()?.block_on(async {
         let (shared, listeners) = start(snapshot).await?;
         let signals = Signals::install().map_err(RunError::Signals)?;
-        serve(shared, listeners, signals, Some(path.to_path_buf())).await
+        serve(shared, listeners, signals, path.to_path_buf()).await
     })
 }
 
@@ -79,12 +79,12 @@ pub async fn bind(settings: &ListenerSettings) -> Result<Listeners, RunError> {
 }
 
 /// Serves both listeners until `signals` says `Terminate`, then drains them. `Reload` re-reads
-/// `config` (when there is one) and makes it current, or logs why it was refused.
+/// `config` and makes it current, or logs why it was refused.
 pub async fn serve(
     shared: Arc<Shared>,
     listeners: Listeners,
     mut signals: Signals,
-    config: Option<PathBuf>,
+    config: PathBuf,
 ) -> Result<(), RunError> {
     let local = |l: &TcpListener| l.local_addr().map_err(RunError::Address);
     let (listen, admin) = (local(&listeners.gateway)?, local(&listeners.admin)?);
@@ -120,7 +120,7 @@ pub async fn serve(
     let ended = loop {
         tokio::select! {
             signal = signals.recv() => match signal {
-                Signal::Reload => reload(&shared, config.as_deref()),
+                Signal::Reload => reload(&shared, &config),
                 Signal::Terminate => break None,
             },
             // Only when it could not start (its TLS configuration).
@@ -139,10 +139,7 @@ pub async fn serve(
 }
 
 /// One SIGHUP: reloads `config` and logs the outcome.
-fn reload(shared: &Shared, config: Option<&Path>) {
-    let Some(path) = config else {
-        return tracing::info!("nothing to reload");
-    };
+fn reload(shared: &Shared, path: &Path) {
     match crate::reload::reload(shared, path) {
         Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
         Err(e) => tracing::error!(config = %path.display(), "reload refused: {e}"),

@@ -129,7 +129,7 @@ impl TestGateway {
         let addr = listeners.gateway.local_addr().unwrap();
         let admin_addr = listeners.admin.local_addr().unwrap();
         let (signals_tx, signals) = Signals::injected();
-        let lifecycle = tokio::spawn(run::serve(shared.clone(), listeners, signals, Some(path)));
+        let lifecycle = tokio::spawn(run::serve(shared.clone(), listeners, signals, path));
         Self {
             addr,
             admin_addr,
