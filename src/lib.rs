@@ -30,7 +30,8 @@
 //!   `metrics`: the registry.
 //! - `run`: the process lifecycle for `serve`, `demo` and the test fixture: runtime, binding
 //!   the listeners once (`state::ListenerSettings`), signals, the reload loop, the drain.
-//! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
+//! - `keygen`, `init`, `demo`, `cli`: key generation and the command line (`portcullis bench`,
+//!   the load harness, is the binary's: `src/main.rs`, `src/bench/`).
 //!
 //! # Request lifecycle
 //!
