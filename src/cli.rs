@@ -1,34 +1,22 @@
-//! The command line (SPEC §4.1): one function per subcommand. The only place, with `demo.rs`,
-//! that prints to stdout and turns errors into exit code 1.
+//! The command line (SPEC §4.1): the gateway's subcommands and one function per subcommand. The
+//! only place in the library, with `demo.rs`, that prints to stdout and turns errors into exit
+//! code 1. Serving (the runtime, the listeners, signals and reloads) is `run.rs`'s; the top level
+//! (`portcullis --version`) and `portcullis bench` are the binary's (`main.rs`).
 #![allow(clippy::print_stdout)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
+use clap::Subcommand;
 
 use crate::config::Config;
-use crate::server::signal::{Signal, Signals};
-use crate::state::{Shared, Snapshot};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "portcullis",
-    version,
-    about = "A reverse-proxy authentication gateway"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use crate::state::Snapshot;
 
 /// `-c FILE`: the configuration file, shared by the commands that read one.
 #[derive(Debug, clap::Args)]
-struct ConfigArg {
+pub struct ConfigArg {
     #[arg(
         short = 'c',
         long = "config",
@@ -39,8 +27,9 @@ struct ConfigArg {
     path: PathBuf,
 }
 
+/// The gateway's commands; `main.rs` adds `bench` beside them.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Run the gateway.
     Serve {
         #[command(flatten)]
@@ -81,12 +70,10 @@ enum Command {
     /// List or revoke sessions through a running gateway's admin listener.
     #[command(subcommand)]
     Sessions(SessionsCommand),
-    /// Load-test a gateway: virtual users log in, call a path, refresh on 401 (SPEC §6).
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
-enum SessionsCommand {
+pub enum SessionsCommand {
     /// List the live sessions (all, or one user's).
     List {
         #[arg(long)]
@@ -110,7 +97,7 @@ enum SessionsCommand {
 
 /// Which gateway's admin listener to talk to.
 #[derive(Debug, clap::Args)]
-struct AdminArg {
+pub struct AdminArg {
     #[command(flatten)]
     config: ConfigArg,
     /// The admin listener's base URL (default: from the configuration's `admin.listen`).
@@ -127,19 +114,21 @@ impl AdminArg {
     }
 }
 
-/// Parses the command line, runs the command, maps failure to exit code 1.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve { config } => serve(&config.path),
+/// Runs `command` and maps failure to exit code 1.
+pub fn run(command: Command) -> ExitCode {
+    exit_code(match command {
+        Command::Serve { config } => crate::run::serve_file(&config.path).map_err(Into::into),
         Command::Demo { port } => crate::demo::run(port),
         Command::Init { dir, hosts, force } => crate::init::run(&dir, &hosts, force),
         Command::Check { config } => check(&config.path),
         Command::HashPassword => hash_password(),
         Command::Healthcheck { config, url } => healthcheck(&config.path, url),
         Command::Sessions(command) => sessions(&command),
-        Command::Bench(args) => bench(args),
-    };
+    })
+}
+
+/// Exit code 0, or 1 with the error and its causes on stderr.
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -194,7 +183,7 @@ fn admin_request(method: http::Method, url: &str) -> anyhow::Result<(http::Statu
         .method(method)
         .uri(uri)
         .body(Empty::<bytes::Bytes>::new())?;
-    runtime()?.block_on(async {
+    crate::run::runtime()?.block_on(async {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<Empty<bytes::Bytes>>();
@@ -267,109 +256,5 @@ fn sessions(command: &SessionsCommand) -> anyhow::Result<()> {
             at(&s["expires_at"]),
         );
     }
-    Ok(())
-}
-
-fn bench(args: crate::bench::BenchArgs) -> anyhow::Result<()> {
-    let json = args.json();
-    let plan = crate::bench::Plan::try_from(args)?;
-    let report = runtime()?.block_on(crate::bench::run(plan))?;
-    if json {
-        println!("{}", report.json());
-    } else {
-        print!("{report}");
-    }
-    Ok(())
-}
-
-fn serve(path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(path)?;
-    crate::telemetry::init(config.log.format);
-    let snapshot = Snapshot::build(config)?;
-    runtime()?.block_on(async {
-        let listeners = bind(&snapshot).await?;
-        let shared = Shared::new(snapshot)?;
-        run(shared, listeners, Some(path)).await
-    })
-}
-
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-/// The gateway's and the admin listener.
-#[derive(Debug)]
-pub(crate) struct Listeners {
-    pub(crate) gateway: TcpListener,
-    pub(crate) admin: TcpListener,
-}
-
-pub(crate) async fn bind(snapshot: &Snapshot) -> anyhow::Result<Listeners> {
-    let server = &snapshot.config.server;
-    let admin = &snapshot.config.admin;
-    Ok(Listeners {
-        gateway: TcpListener::bind(server.listen)
-            .await
-            .with_context(|| format!("server.listen: cannot listen on {}", server.listen))?,
-        admin: TcpListener::bind(admin.listen)
-            .await
-            .with_context(|| format!("admin.listen: cannot listen on {}", admin.listen))?,
-    })
-}
-
-/// Serves until SIGTERM or SIGINT; SIGHUP reloads `config_path` (when there is one).
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    listeners: Listeners,
-    config_path: Option<&Path>,
-) -> anyhow::Result<()> {
-    let snapshot = shared.snapshot();
-    for notice in &snapshot.config.notices {
-        tracing::warn!(key = %notice.key, "{}", notice.problem);
-    }
-    let scheme = if snapshot.certificate.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    tracing::info!(
-        listen = %format!("{scheme}://{}", listeners.gateway.local_addr()?),
-        admin = %listeners.admin.local_addr()?,
-        users = snapshot.users.len(),
-        routes = snapshot.config.routes.len(),
-        "portcullis ready"
-    );
-    drop(snapshot);
-    let mut signals = Signals::install().context("cannot install signal handlers")?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    shared.spawn_maintenance();
-    tokio::spawn(crate::server::serve_admin(
-        listeners.admin,
-        shared.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let server = tokio::spawn(crate::server::serve(
-        listeners.gateway,
-        shared.clone(),
-        stopped(stop_rx),
-    ));
-    while signals.recv().await == Signal::Reload {
-        match config_path {
-            Some(path) => match crate::reload::reload(&shared, path) {
-                Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
-                Err(e) => tracing::error!(config = %path.display(), "reload refused: {e}"),
-            },
-            None => tracing::info!("nothing to reload"),
-        }
-    }
-    tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    server.await.context("server task failed")??;
     Ok(())
 }

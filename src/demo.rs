@@ -15,14 +15,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
-use crate::config::Config;
 use crate::init::{self, Layout};
-use crate::state::{Shared, Snapshot};
+use crate::server::signal::Signals;
 
 pub fn run(port: u16) -> anyhow::Result<()> {
     let dir = TempDir::new()?;
-    let runtime = crate::cli::runtime()?;
-    runtime.block_on(async {
+    crate::run::runtime()?.block_on(async {
         let upstream = TcpListener::bind("127.0.0.1:0")
             .await
             .context("cannot start the echo upstream")?;
@@ -37,17 +35,17 @@ pub fn run(port: u16) -> anyhow::Result<()> {
             init::users_toml("demo", &password, &["user"]).as_bytes(),
         )?;
         std::fs::write(&layout.config, demo_config(port, upstream_addr.port()))?;
-        let config = Config::load(&layout.config)?;
-        crate::telemetry::init(config.log.format);
-        let snapshot = Snapshot::build(config)?;
-        let listeners = crate::cli::bind(&snapshot).await?;
+        let snapshot = crate::run::first_snapshot(&layout.config)?;
+        let (shared, listeners) = crate::run::start(snapshot).await?;
+        let signals = Signals::install().context("cannot install signal handlers")?;
         // A closed stdout (the reader went away) must not take the gateway down.
         let _ = writeln!(
             std::io::stdout().lock(),
             "{}",
             walkthrough(port, &layout.cert, &password)
         );
-        crate::cli::run(Shared::new(snapshot)?, listeners, Some(&layout.config)).await
+        crate::run::serve(shared, listeners, signals, layout.config.clone()).await?;
+        Ok(())
     })
 }
 

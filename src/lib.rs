@@ -7,6 +7,8 @@
 //! # Layout
 //!
 //! - `clock`: the one wall clock (adjustable in tests).
+//! - `certs`: the crypto provider, certificate and key loading, and the certificate resolver a
+//!   reload feeds.
 //! - `config`: the TOML file → a validated `Config` (every problem reported with its key).
 //! - `state`: `Shared` (process lifetime: sessions, certificate resolver) and `Snapshot` (one
 //!   configuration generation: routes, users, keys), swapped atomically on reload.
@@ -27,8 +29,10 @@
 //! - `admin`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and session administration
 //!   on the admin listener;
 //!   `metrics`: the registry.
-//! - `keygen`, `init`, `demo`, `cli`: key generation and the command line.
-//! - `bench`: `portcullis bench`, the load harness (virtual users, HdrHistogram report).
+//! - `run`: the process lifecycle for `serve`, `demo` and the test fixture: runtime, binding
+//!   the listeners once (`state::ListenerSettings`), signals, the reload loop, the drain.
+//! - `keygen`, `init`, `demo`, `cli`: key generation and the command line (`portcullis bench`,
+//!   the load harness, is the binary's: `src/main.rs`, `src/bench/`).
 //!
 //! # Request lifecycle
 //!
@@ -39,9 +43,9 @@
 
 pub mod admin;
 pub mod auth;
-pub mod bench;
 pub mod body;
 pub mod canonical;
+pub mod certs;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -57,6 +61,7 @@ pub mod proxy;
 pub mod reject;
 pub mod reload;
 pub mod route;
+pub mod run;
 pub mod server;
 pub mod session;
 pub mod state;

@@ -1,5 +1,6 @@
 //! SIGHUP: load → validate → build a `Snapshot` → swap it in. On any error the old snapshot
-//! keeps serving and the error is returned for the log.
+//! keeps serving and the error is returned for the log. The signal loop that calls this is
+//! `run.rs`'s.
 
 use std::path::Path;
 
@@ -10,5 +11,6 @@ use crate::state::{Shared, Snapshot};
 pub fn reload(shared: &Shared, path: &Path) -> Result<(), ConfigErrors> {
     let config = Config::load(path)?;
     let snapshot = Snapshot::build(config)?;
-    shared.replace(snapshot)
+    shared.replace(snapshot);
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! `Shared` is what must outlive a reload: the session store with its deny list, the
 //! certificate resolver the TLS acceptor keeps.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,13 +14,13 @@ use jsonwebtoken::Validation;
 use rustls::sign::CertifiedKey;
 
 use crate::auth::verify::validation;
+use crate::certs::{self, CertResolver};
 use crate::config::StoreConfig;
-use crate::config::{Config, ConfigErrors, ConfigIssue};
+use crate::config::{Config, ConfigErrors, ConfigIssue, LogFormat};
 use crate::keygen::NotPrivate;
 use crate::login::Users;
 use crate::proxy::Upstream;
 use crate::route::Router;
-use crate::server::tls;
 use crate::session::{EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreError};
 use crate::token::claims::{ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 use crate::token::keys::{KeyError, KeySet};
@@ -66,7 +67,7 @@ impl Snapshot {
                 })
                 .ok()
                 .and_then(|()| {
-                    tls::load_certified_key(&files.cert, &files.key)
+                    certs::load_certified_key(&files.cert, &files.key)
                         .map_err(|e| {
                             issues.push(ConfigIssue::new(
                                 "server.tls_cert",
@@ -124,6 +125,93 @@ fn key_of(e: &KeyError, signing_key: &std::path::Path) -> &'static str {
     }
 }
 
+/// What belongs to the listeners, decided once when they are bound: their addresses, TLS on or
+/// off, HTTP/2, the connection cap, and the log format. A reload that changes any of it warns,
+/// naming each key ([`Shared::replace`]), and applies none of it. The per-connection limits
+/// (`header_read_timeout`, `idle_timeout`, `max_header_bytes`) are not here: each connection
+/// takes them from the snapshot current when it is accepted.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct ListenerSettings {
+    /// `server.listen`
+    pub listen: SocketAddr,
+    /// `server.tls`: on or off (the certificate itself reloads).
+    pub tls: bool,
+    /// `server.http2`: ALPN `h2` with TLS, h2c prior knowledge without.
+    pub http2: bool,
+    /// `server.max_connections`
+    pub max_connections: usize,
+    /// `admin.listen`
+    pub admin_listen: SocketAddr,
+    /// `log.format`
+    pub log_format: LogFormat,
+}
+
+impl ListenerSettings {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            listen: config.server.listen,
+            tls: config.server.tls.is_some(),
+            http2: config.server.http2,
+            max_connections: config.server.max_connections,
+            admin_listen: config.admin.listen,
+            log_format: config.log.format,
+        }
+    }
+
+    /// Where `configured` differs from these settings, one entry per configuration key.
+    pub fn changes(&self, configured: &ListenerSettings) -> Vec<ListenerChange> {
+        let mut changes = Vec::new();
+        let mut compare = |key, running: String, configured: String| {
+            if running != configured {
+                changes.push(ListenerChange {
+                    key,
+                    running,
+                    configured,
+                });
+            }
+        };
+        compare(
+            "server.listen",
+            self.listen.to_string(),
+            configured.listen.to_string(),
+        );
+        compare(
+            "server.tls",
+            self.tls.to_string(),
+            configured.tls.to_string(),
+        );
+        compare(
+            "server.http2",
+            self.http2.to_string(),
+            configured.http2.to_string(),
+        );
+        compare(
+            "server.max_connections",
+            self.max_connections.to_string(),
+            configured.max_connections.to_string(),
+        );
+        compare(
+            "admin.listen",
+            self.admin_listen.to_string(),
+            configured.admin_listen.to_string(),
+        );
+        compare(
+            "log.format",
+            format!("{:?}", self.log_format).to_lowercase(),
+            format!("{:?}", configured.log_format).to_lowercase(),
+        );
+        changes
+    }
+}
+
+/// One listener setting a configuration changes: its key and both values, for the log.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct ListenerChange {
+    pub key: &'static str,
+    pub running: String,
+    pub configured: String,
+}
+
 /// Process-lifetime state shared by every connection.
 #[derive(Debug)]
 pub struct Shared {
@@ -137,11 +225,14 @@ pub struct Shared {
     /// The wall clock of tokens, sessions and deadlines.
     pub clock: crate::clock::Clock,
     /// Present when serving TLS; the acceptor resolves certificates through it.
-    pub certs: Option<Arc<tls::CertResolver>>,
+    pub certs: Option<Arc<CertResolver>>,
+    /// What the listeners were bound with, from the first snapshot; reloads do not change it.
+    pub listener: ListenerSettings,
 }
 
 impl Shared {
-    /// Opens the session store `snapshot` names and makes `snapshot` current.
+    /// Opens the session store `snapshot` names and makes `snapshot` current; its
+    /// [`ListenerSettings`] are the listeners' from now on.
     pub fn new(snapshot: Snapshot) -> Result<Arc<Self>, StoreError> {
         Self::with_clock(snapshot, crate::clock::Clock::system())
     }
@@ -151,10 +242,11 @@ impl Shared {
         snapshot: Snapshot,
         clock: crate::clock::Clock,
     ) -> Result<Arc<Self>, StoreError> {
+        let listener = ListenerSettings::of(&snapshot.config);
         let certs = snapshot
             .certificate
             .clone()
-            .map(|k| Arc::new(tls::CertResolver::new(k)));
+            .map(|k| Arc::new(CertResolver::new(k)));
         let sessions = match &snapshot.config.store {
             StoreConfig::Embedded { path } => {
                 SessionStore::Embedded(EmbeddedStore::open(path, clock.unix())?)
@@ -180,6 +272,7 @@ impl Shared {
             metrics: Default::default(),
             clock,
             certs,
+            listener,
         }))
     }
 
@@ -190,21 +283,23 @@ impl Shared {
 }
 
 impl Shared {
-    /// Makes `snapshot` current; new TLS handshakes get its certificate. Settings that belong to
-    /// the listener (address, TLS on or off) only change with a restart.
-    pub fn replace(&self, snapshot: Snapshot) -> Result<(), ConfigErrors> {
-        match (&self.certs, &snapshot.certificate) {
-            (Some(resolver), Some(key)) => resolver.store(key.clone()),
-            (None, None) => {}
-            _ => {
-                return Err(ConfigErrors::one(
-                    "server.tls",
-                    "turning TLS on or off needs a restart; the old configuration stays",
-                ))
-            }
-        }
+    /// Makes `snapshot` current; new TLS handshakes get its certificate. What belongs to the
+    /// listeners ([`ListenerSettings`]) and the session store only change with a restart: a
+    /// change to them is logged as a warning, naming each key, and none of it is applied.
+    pub fn replace(&self, snapshot: Snapshot) {
         for notice in &snapshot.config.notices {
             tracing::warn!(key = %notice.key, "{}", notice.problem);
+        }
+        for change in self
+            .listener
+            .changes(&ListenerSettings::of(&snapshot.config))
+        {
+            tracing::warn!(
+                key = change.key,
+                running = %change.running,
+                configured = %change.configured,
+                "belongs to the listener and only changes with a restart; the running value stays"
+            );
         }
         let old = self.snapshot();
         if old.config.store != snapshot.config.store {
@@ -213,14 +308,12 @@ impl Shared {
                 "the session store only changes with a restart"
             );
         }
-        if old.config.server.listen != snapshot.config.server.listen {
-            tracing::warn!(
-                key = "server.listen",
-                "the listen address only changes with a restart"
-            );
+        // With TLS turned on or off in the new configuration, the listener stays as it is (and
+        // keeps its certificate when the new configuration has none).
+        if let (Some(resolver), Some(key)) = (&self.certs, &snapshot.certificate) {
+            resolver.store(key.clone());
         }
         self.snapshot.store(Arc::new(snapshot));
-        Ok(())
     }
 
     /// One maintenance pass over every map that lives as long as the process: the login
@@ -260,3 +353,75 @@ impl Shared {
 
 /// How often [`Shared::spawn_maintenance`] runs a purge.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ListenerSettings {
+        ListenerSettings {
+            listen: "127.0.0.1:8443".parse().unwrap(),
+            tls: true,
+            http2: true,
+            max_connections: 10,
+            admin_listen: "127.0.0.1:9901".parse().unwrap(),
+            log_format: LogFormat::Pretty,
+        }
+    }
+
+    #[test]
+    fn the_same_settings_change_nothing() {
+        assert_eq!(settings().changes(&settings()), []);
+    }
+
+    #[test]
+    fn each_changed_setting_is_named_by_its_key_with_both_values() {
+        let configured = ListenerSettings {
+            http2: false,
+            admin_listen: "127.0.0.1:9902".parse().unwrap(),
+            log_format: LogFormat::Json,
+            ..settings()
+        };
+        let changes = settings().changes(&configured);
+        let named: Vec<_> = changes
+            .iter()
+            .map(|c| (c.key, c.running.as_str(), c.configured.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("server.http2", "true", "false"),
+                ("admin.listen", "127.0.0.1:9901", "127.0.0.1:9902"),
+                ("log.format", "pretty", "json"),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_listener_setting_is_compared() {
+        let configured = ListenerSettings {
+            listen: "127.0.0.1:8444".parse().unwrap(),
+            tls: false,
+            http2: false,
+            max_connections: 11,
+            admin_listen: "127.0.0.1:9902".parse().unwrap(),
+            log_format: LogFormat::Json,
+        };
+        let keys: Vec<_> = settings()
+            .changes(&configured)
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "server.listen",
+                "server.tls",
+                "server.http2",
+                "server.max_connections",
+                "admin.listen",
+                "log.format",
+            ]
+        );
+    }
+}

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::Span;
+use portcullis::config::Span;
 
 pub(crate) use report::Report;
 use report::{Latencies, Live, Progress, Tally};

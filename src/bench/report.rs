@@ -2,7 +2,7 @@
 //! operations, errors) merged into one `Report`, rendered as a human summary or one JSON object;
 //! and the live progress line on stderr.
 //!
-//! Does not run anything (`vu.rs`, `mod.rs`) and prints nothing to stdout (`cli.rs` does).
+//! Does not run anything (`vu.rs`, `mod.rs`) and prints nothing to stdout (`main.rs` does).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -273,7 +273,7 @@ fn path_and_query(flag: &'static str, value: &str) -> Result<PathAndQuery, Bench
 }
 
 fn client_config(trust: &Trust<'_>, http2: bool) -> Result<rustls::ClientConfig, BenchError> {
-    let provider = crate::server::tls::provider();
+    let provider = portcullis::certs::provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(BenchError::TlsConfig)?;

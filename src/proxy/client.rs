@@ -74,7 +74,7 @@ pub(super) fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> 
     } else {
         rustls::RootCertStore::empty()
     };
-    let tls = rustls::ClientConfig::builder_with_provider(crate::server::tls::provider())
+    let tls = rustls::ClientConfig::builder_with_provider(crate::certs::provider())
         .with_safe_default_protocol_versions()
         .map_err(ClientError::Tls)?
         .with_root_certificates(roots)

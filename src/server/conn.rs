@@ -45,47 +45,41 @@ pub(super) enum Service {
     Admin,
 }
 
-/// The settings of one listener, decided when it starts.
+/// What one listener serves and how, decided when it starts.
 #[derive(Clone)]
-pub(super) struct Settings {
+pub(super) struct Listening {
     pub(super) service: Service,
     pub(super) acceptor: Option<TlsAcceptor>,
     /// Whether HTTP/2 is offered (ALPN `h2`, or h2c prior knowledge on a plain listener).
     pub(super) http2: bool,
+}
+
+impl std::fmt::Debug for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listening")
+            .field("service", &self.service)
+            .field("tls", &self.acceptor.is_some())
+            .field("http2", &self.http2)
+            .finish()
+    }
+}
+
+/// One connection's deadlines and header size limit, from the snapshot current when it was
+/// accepted.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
     pub(super) header_read_timeout: Duration,
     pub(super) idle_timeout: Duration,
     pub(super) max_header_bytes: usize,
 }
 
-impl Settings {
-    /// `service` over `acceptor` (TLS) or plain TCP, with `server`'s limits.
-    pub(super) fn new(
-        service: Service,
-        acceptor: Option<TlsAcceptor>,
-        http2: bool,
-        server: &ServerConfig,
-    ) -> Self {
+impl Limits {
+    pub(super) fn new(server: &ServerConfig) -> Self {
         Self {
-            service,
-            acceptor,
-            http2,
             header_read_timeout: server.header_read_timeout,
             idle_timeout: server.idle_timeout,
             max_header_bytes: server.max_header_bytes,
         }
-    }
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("service", &self.service)
-            .field("tls", &self.acceptor.is_some())
-            .field("http2", &self.http2)
-            .field("header_read_timeout", &self.header_read_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("max_header_bytes", &self.max_header_bytes)
-            .finish()
     }
 }
 
@@ -100,21 +94,30 @@ pub(super) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    settings: Arc<Settings>,
+    listening: Arc<Listening>,
+    limits: Limits,
     drain: watch::Receiver<bool>,
 ) {
     let activity = Activity::new(tokio::time::Instant::now());
-    let head = settings.header_read_timeout;
-    match settings.acceptor.clone() {
+    let head = limits.header_read_timeout;
+    let parts = Parts {
+        peer,
+        shared,
+        listening: listening.clone(),
+        limits,
+        activity,
+        drain,
+    };
+    match listening.acceptor.clone() {
         Some(acceptor) => {
             let tls = match tokio::time::timeout(head, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => return tracing::debug!(failure = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!(failure = "timeout", "TLS handshake failed"),
             };
-            let conn = Conn::new(peer, "https", shared, settings, activity, drain);
+            let conn = Conn::new(parts, "https");
             match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") if conn.settings.http2 => {
+                Some(b"h2") if listening.http2 => {
                     // After ALPN `h2` the connection speaks only HTTP/2: anything else than the
                     // preface is a connection error (RFC 9113 §3.4), answered with a GOAWAY
                     // (hyper's h2 closes without one).
@@ -132,16 +135,16 @@ pub(super) async fn serve_connection(
                 _ => Box::pin(conn.serve(tls, Protocol::Http1)).await,
             }
         }
-        None if settings.http2 => {
+        None if listening.http2 => {
             let sniffed = tokio::time::timeout(head, sniff(stream)).await;
             let Ok(Ok((protocol, stream))) = sniffed else {
                 return tracing::debug!("no request head in time");
             };
-            let conn = Conn::new(peer, "http", shared, settings, activity, drain);
+            let conn = Conn::new(parts, "http");
             Box::pin(conn.serve(stream, protocol)).await;
         }
         None => {
-            let conn = Conn::new(peer, "http", shared, settings, activity, drain);
+            let conn = Conn::new(parts, "http");
             Box::pin(conn.serve(stream, Protocol::Http1)).await;
         }
     }
@@ -182,34 +185,39 @@ async fn sniff<I: AsyncRead + Unpin>(mut stream: I) -> io::Result<(Protocol, Rew
     ))
 }
 
+/// What a connection is served with, whatever its protocol.
+struct Parts {
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    listening: Arc<Listening>,
+    limits: Limits,
+    activity: Arc<Activity>,
+    drain: watch::Receiver<bool>,
+}
+
 /// One connection's parts, once its protocol is known.
 struct Conn {
     peer: SocketAddr,
     scheme: &'static str,
     shared: Arc<Shared>,
-    settings: Arc<Settings>,
+    listening: Arc<Listening>,
+    limits: Limits,
     activity: Arc<Activity>,
     state: Arc<ConnState>,
     drain: watch::Receiver<bool>,
 }
 
 impl Conn {
-    fn new(
-        peer: SocketAddr,
-        scheme: &'static str,
-        shared: Arc<Shared>,
-        settings: Arc<Settings>,
-        activity: Arc<Activity>,
-        drain: watch::Receiver<bool>,
-    ) -> Self {
+    fn new(parts: Parts, scheme: &'static str) -> Self {
         Self {
-            peer,
+            peer: parts.peer,
             scheme,
-            shared,
-            settings,
-            activity,
+            shared: parts.shared,
+            listening: parts.listening,
+            limits: parts.limits,
+            activity: parts.activity,
             state: Arc::new(ConnState::default()),
-            drain,
+            drain: parts.drain,
         }
     }
 
@@ -220,7 +228,7 @@ impl Conn {
         let io = TokioIo::new(Tracked::new(io, self.activity.clone(), self.state.clone()));
         let activity = self.activity.clone();
         let shared = self.shared.clone();
-        let service = self.settings.service.clone();
+        let service = self.listening.service.clone();
         let info = ConnInfo {
             peer: self.peer,
             scheme: self.scheme,
@@ -240,7 +248,7 @@ impl Conn {
                 Ok::<_, Infallible>(response)
             }
         });
-        let settings = self.settings.clone();
+        let limits = self.limits;
         match protocol {
             Protocol::Http1 => {
                 self.activity.time_every_head();
@@ -250,8 +258,8 @@ impl Conn {
                     // Head deadlines are `Activity::watch`'s: from accept for the first
                     // request, from the first byte for later ones.
                     .header_read_timeout(None)
-                    .max_buf_size(settings.max_header_bytes.max(MIN_BUF))
-                    .max_header_size(settings.max_header_bytes);
+                    .max_buf_size(limits.max_header_bytes.max(MIN_BUF))
+                    .max_header_size(limits.max_header_bytes);
                 let conn = builder.serve_connection(io, service).with_upgrades();
                 // Boxed, here and below: the connection task's future is then as large as the
                 // protocol it speaks, not as the largest of them (an HTTP/2 connection's state
@@ -264,7 +272,7 @@ impl Conn {
                     .timer(TokioTimer::new())
                     .max_concurrent_streams(256)
                     .max_header_list_size(
-                        u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX),
+                        u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX),
                     );
                 let conn = builder.serve_connection(io, service);
                 Box::pin(self.drive(conn)).await;
@@ -276,10 +284,7 @@ impl Conn {
     /// Runs hyper's connection until it ends, a deadline passes (the connection is dropped,
     /// which closes it) or the drain asks for a graceful shutdown.
     async fn drive<C: Drainable>(&mut self, conn: C) {
-        let (head, idle) = (
-            self.settings.header_read_timeout,
-            self.settings.idle_timeout,
-        );
+        let (head, idle) = (self.limits.header_read_timeout, self.limits.idle_timeout);
         tokio::pin!(conn);
         let mut draining = false;
         loop {
@@ -319,10 +324,7 @@ impl Conn {
                 let _ = tunnel.await;
             }
         };
-        let (head, idle) = (
-            self.settings.header_read_timeout,
-            self.settings.idle_timeout,
-        );
+        let (head, idle) = (self.limits.header_read_timeout, self.limits.idle_timeout);
         tokio::select! {
             () = all => return,
             _ = self.activity.watch(head, idle) => tracing::debug!("idle tunnel closed"),

@@ -2,10 +2,10 @@
 //! accept errors, and a drain with a deadline.
 //!
 //! `serve` and `serve_admin` take a bound listener and a shutdown future; they never bind and
-//! never install signal handlers (that is `main.rs`'s and the tests' business). Each connection
-//! holds one of `max_connections` permits for as long as it lives, tunnels included; on
-//! shutdown the listener is dropped, every connection is told to drain, and the loop waits for
-//! the permits to come back, at most `shutdown_grace`.
+//! never install signal handlers (that is `run.rs`'s business, for the binary and the tests).
+//! Each connection holds one of `max_connections` permits for as long as it lives, tunnels
+//! included; on shutdown the listener is dropped, every connection is told to drain, and the
+//! loop waits for the permits to come back, at most `shutdown_grace`.
 
 mod conn;
 mod idle;
@@ -21,29 +21,33 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use self::conn::{Service, Settings};
+use self::conn::{Limits, Listening, Service};
 use crate::state::Shared;
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains open connections
-/// for at most `server.shutdown_grace`.
+/// for at most `server.shutdown_grace`. TLS, HTTP/2 and the connection cap are the listener's
+/// (`shared.listener`, decided at start); each connection's head and idle deadlines and header
+/// size limit are those of the snapshot current when it is accepted.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tls::TlsError> {
-    let snapshot = shared.snapshot();
-    let server = &snapshot.config.server;
+    let settings = &shared.listener;
     let acceptor = match &shared.certs {
         Some(resolver) => Some(TlsAcceptor::from(Arc::new(tls::server_config(
             resolver.clone(),
-            server.http2,
+            settings.http2,
         )?))),
         None => None,
     };
-    let settings = Settings::new(Service::Gateway, acceptor, server.http2, server);
-    let max_connections = server.max_connections;
-    drop(snapshot);
-    accept_loop(listener, shared, settings, max_connections, shutdown).await;
+    let listening = Listening {
+        service: Service::Gateway,
+        acceptor,
+        http2: settings.http2,
+    };
+    let max_connections = settings.max_connections;
+    accept_loop(listener, shared, listening, max_connections, shutdown).await;
     Ok(())
 }
 
@@ -54,22 +58,23 @@ pub async fn serve_admin(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let snapshot = shared.snapshot();
-    let server = &snapshot.config.server;
-    let settings = Settings::new(Service::Admin, None, false, server);
-    let max_connections = server.max_connections;
-    drop(snapshot);
-    accept_loop(listener, shared, settings, max_connections, shutdown).await;
+    let listening = Listening {
+        service: Service::Admin,
+        acceptor: None,
+        http2: false,
+    };
+    let max_connections = shared.listener.max_connections;
+    accept_loop(listener, shared, listening, max_connections, shutdown).await;
 }
 
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    settings: Settings,
+    listening: Listening,
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
-    let settings = Arc::new(settings);
+    let listening = Arc::new(listening);
     let permits = Arc::new(Semaphore::new(max_connections));
     let (drain_tx, drain_rx) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -97,14 +102,17 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let span = tracing::info_span!("conn", %peer);
+        // A reload applies these to the connections accepted after it.
+        let limits = Limits::new(&shared.snapshot().config.server);
         let task = conn::serve_connection(
             stream,
             peer,
             shared.clone(),
-            settings.clone(),
+            listening.clone(),
+            limits,
             drain_rx.clone(),
         );
-        let open = matches!(settings.service, Service::Gateway)
+        let open = matches!(listening.service, Service::Gateway)
             .then(|| shared.metrics.open_connections.clone());
         if let Some(open) = &open {
             open.inc();

@@ -1,17 +1,20 @@
-//! SPEC §3 limits and §4.2 signals: SIGHUP reload, SIGTERM drain, slow clients, connection cap.
+//! SPEC §3 limits and §4.2 signals: SIGHUP reload, SIGTERM drain, slow clients, connection cap,
+//! and what a reload may change (listener settings stay; per-connection limits apply to the next
+//! connection).
 
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::Request;
+use portcullis::server::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::child::ChildGateway;
 use crate::support::upstream::MockUpstream;
 use crate::support::{
-    empty, full, gateway, material, send_to, tls_client, tls_client_trusting, write_config,
-    Options, TempDir, ALICE,
+    empty, full, gateway, logs_of, material, send_to, tls_client, tls_client_trusting,
+    write_config, Options, TempDir, ALICE,
 };
 
 /// Polls `check` every 100 ms for up to 10 s.
@@ -341,4 +344,164 @@ async fn conflicting_content_length_never_reaches_the_upstream() {
         "{:?}",
         got.headers
     );
+}
+
+/// The log lines of a reload that warn about one listener setting.
+fn listener_warnings(logs: &str) -> Vec<&str> {
+    logs.lines()
+        .filter(|l| l.contains("WARN") && l.contains("belongs to the listener"))
+        .collect()
+}
+
+/// `server.http2` and `server.max_connections` belong to the listener: a reload that changes
+/// them says so, naming each key, and the listener keeps offering what it offered.
+#[tokio::test]
+async fn a_reload_that_changes_listener_settings_warns_and_keeps_them() {
+    let (_upstream, gw) = gateway(Options {
+        server: "max_connections = 1",
+        ..Options::default()
+    })
+    .await;
+    let (reloaded, logs) = logs_of(|| {
+        gw.reload(&Options {
+            server: "http2 = false\nmax_connections = 5",
+            ..Options::default()
+        })
+    });
+    reloaded.unwrap();
+    let warnings = listener_warnings(&logs);
+    assert_eq!(warnings.len(), 2, "{logs}");
+    assert!(
+        warnings[0].contains("key=\"server.http2\"")
+            && warnings[0].contains("running=true configured=false"),
+        "{logs}"
+    );
+    assert!(
+        warnings[1].contains("key=\"server.max_connections\"")
+            && warnings[1].contains("running=1 configured=5"),
+        "{logs}"
+    );
+
+    // Still one connection at a time: the second waits for the first to close.
+    let gw = Arc::new(gw);
+    let (_, first) = crate::upgrade::tls_connect(&gw).await;
+    let second = {
+        let gw = gw.clone();
+        tokio::spawn(async move { crate::upgrade::tls_connect(&gw).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!second.is_finished(), "a second connection was served");
+    drop(first);
+    let (_, second) = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(second);
+
+    // Still HTTP/2: ALPN offers `h2` and the connection speaks it.
+    let req = Request::get("/.well-known/jwks.json")
+        .body(empty())
+        .unwrap();
+    let reply = send_to(&tls_client(true), gw.addr.port(), req).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.version, http::Version::HTTP_2);
+}
+
+/// Turning TLS off in a reload: a warning naming `server.tls`; the listener keeps serving TLS
+/// with the certificate it has, and the rest of the new configuration applies.
+#[tokio::test]
+async fn a_reload_that_turns_tls_off_keeps_tls_and_applies_the_rest() {
+    let (upstream, gw) = gateway(Options::default()).await;
+    let public = || Request::get("/public/x").body(empty()).unwrap();
+    assert_eq!(gw.send(public()).await.status, 401);
+    let (reloaded, logs) = logs_of(|| {
+        gw.reload(&Options {
+            server: "tls = false",
+            ..Options::with_routes(crate::support::PUBLIC_AND_API)
+        })
+    });
+    reloaded.unwrap();
+    let warnings = listener_warnings(&logs);
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert!(
+        warnings[0].contains("key=\"server.tls\"")
+            && warnings[0].contains("running=true configured=false"),
+        "{logs}"
+    );
+    let reply = gw.send(public()).await;
+    assert_eq!(reply.status, 200, "the new public route: {}", reply.text());
+    assert_eq!(upstream.count(), 1);
+}
+
+/// The per-connection limits are the snapshot's when a connection is accepted: a reload that
+/// lowers `header_read_timeout` applies to the next connection, not to one already open.
+#[tokio::test]
+async fn a_reload_applies_the_header_timeout_to_the_next_connection() {
+    let (_upstream, gw) = gateway(Options {
+        server: "header_read_timeout = \"30s\"",
+        ..Options::default()
+    })
+    .await;
+    let mut before = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    // Accepted (its handshake timer running) before the reload.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.reload(&Options {
+        server: "header_read_timeout = \"1s\"",
+        ..Options::default()
+    })
+    .unwrap();
+
+    let mut after = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), after.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed after {:?}, not at the reloaded 1 s",
+        started.elapsed()
+    );
+    let still_open = tokio::time::timeout(Duration::from_millis(300), before.read(&mut buf)).await;
+    assert!(
+        still_open.is_err(),
+        "the connection accepted before the reload keeps its 30 s: {still_open:?}"
+    );
+}
+
+/// The fixture runs the binary's lifecycle: a reload signal re-reads the configuration file
+/// (a bad one is refused and the old configuration keeps serving), and a terminate signal
+/// closes both listeners and ends the lifecycle with `Ok`, as `portcullis serve` exits 0.
+#[tokio::test]
+async fn the_lifecycle_reloads_on_a_signal_and_stops_both_listeners() {
+    let (upstream, mut gw) = gateway(Options::default()).await;
+    let public = || Request::get("/public/x").body(empty()).unwrap();
+    assert_eq!(gw.send(public()).await.status, 401);
+
+    write_config(
+        gw.dir.path(),
+        upstream.addr,
+        &Options::with_routes(crate::support::PUBLIC_AND_API),
+    );
+    gw.signal(Signal::Reload);
+    let gw_ref = &gw;
+    assert!(
+        eventually(|| async move { gw_ref.send(public()).await.status == 200 }).await,
+        "the reloaded public route is never served"
+    );
+
+    // Refused: the public route stays.
+    let path = write_config(gw.dir.path(), upstream.addr, &Options::default());
+    std::fs::write(&path, "[server\n").unwrap();
+    gw.signal(Signal::Reload);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.send(public()).await.status, 200);
+    assert_eq!(gw.admin("GET", "/healthz").await.status, 200);
+
+    gw.stop().await.unwrap();
+    for addr in [gw.addr, gw.admin_addr] {
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "{addr} still accepts after the lifecycle ended"
+        );
+    }
 }

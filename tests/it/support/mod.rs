@@ -1,5 +1,8 @@
 //! Fixtures: `TestGateway` (a gateway on an ephemeral port, shut down on drop), a rustls
 //! client that trusts the gateway's test certificate, and helpers to mint and read tokens.
+//!
+//! `TestGateway` runs the binary's lifecycle (`portcullis::run`) in-process: the same bind,
+//! accept loops, reload and drain, with signals sent through a channel instead of the process.
 
 pub(crate) mod child;
 pub(crate) mod h2_peer;
@@ -22,10 +25,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis::config::Config;
+use portcullis::run;
+use portcullis::server::signal::{Signal, Signals};
 use portcullis::state::{Shared, Snapshot};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 pub(crate) const ALICE: (&str, &str) = ("alice", "alice-correct-horse");
 pub(crate) const BOB: (&str, &str) = ("bob", "bob-battery-staple");
@@ -108,7 +112,10 @@ pub(crate) struct TestGateway {
     pub(crate) dir: TempDir,
     pub(crate) client:
         Client<hyper_rustls::HttpsConnector<HttpConnector>, BoxBody<Bytes, hyper::Error>>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// Signals for the gateway's lifecycle, as the process's handlers would send them.
+    signals: Option<mpsc::UnboundedSender<Signal>>,
+    /// `run::serve`, until [`TestGateway::stop`] awaits it.
+    lifecycle: Option<tokio::task::JoinHandle<Result<(), run::RunError>>>,
 }
 
 impl TestGateway {
@@ -117,21 +124,12 @@ impl TestGateway {
         let path = write_config(dir.path(), upstream, &options);
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let snapshot = Snapshot::build(config).unwrap_or_else(|e| panic!("{e}"));
-        let shared = Shared::new(snapshot).unwrap();
-        shared.spawn_maintenance();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(portcullis::server::serve(listener, shared.clone(), async {
-            let _ = rx.await;
-        }));
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_addr = admin.local_addr().unwrap();
-        tokio::spawn(portcullis::server::serve_admin(
-            admin,
-            shared.clone(),
-            std::future::pending(),
-        ));
+        // The configuration's addresses: `127.0.0.1:0` for both listeners.
+        let (shared, listeners) = run::start(snapshot).await.unwrap();
+        let addr = listeners.gateway.local_addr().unwrap();
+        let admin_addr = listeners.admin.local_addr().unwrap();
+        let (signals_tx, signals) = Signals::injected();
+        let lifecycle = tokio::spawn(run::serve(shared.clone(), listeners, signals, path));
         Self {
             addr,
             admin_addr,
@@ -139,7 +137,8 @@ impl TestGateway {
             shared,
             dir,
             client: tls_client(false),
-            shutdown: Some(tx),
+            signals: Some(signals_tx),
+            lifecycle: Some(lifecycle),
         }
     }
 
@@ -218,11 +217,29 @@ impl TestGateway {
 }
 
 impl TestGateway {
-    /// Starts the gateway's drain, as SIGTERM does (dropping the gateway does it too).
+    /// Starts the drain of both listeners, as SIGTERM does (dropping the gateway does it too).
     pub(crate) fn shutdown(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        if let Some(tx) = self.signals.take() {
+            let _ = tx.send(Signal::Terminate);
         }
+    }
+
+    /// Sends `signal` to the gateway's lifecycle, as the process's handler would.
+    pub(crate) fn signal(&self, signal: Signal) {
+        if let Some(tx) = &self.signals {
+            tx.send(signal).unwrap();
+        }
+    }
+
+    /// Terminates the gateway and waits (at most 10 s) for its lifecycle to end: what
+    /// `portcullis serve` would exit with.
+    pub(crate) async fn stop(&mut self) -> Result<(), run::RunError> {
+        self.shutdown();
+        let lifecycle = self.lifecycle.take().expect("stopped once");
+        tokio::time::timeout(std::time::Duration::from_secs(10), lifecycle)
+            .await
+            .expect("the lifecycle ends within 10 s")
+            .expect("the lifecycle task does not panic")
     }
 }
 
@@ -477,6 +494,21 @@ pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
         logs
     })
     .clone()
+}
+
+/// What `f` logs on this thread (at debug and above), beside its result: for code that runs
+/// synchronously, such as a reload.
+pub(crate) fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let writer = CaptureWriter(logs.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    (result, text)
 }
 
 #[derive(Clone)]

@@ -1,0 +1,173 @@
+//! The process lifecycle, one for `portcullis serve`, `portcullis demo` and the integration-test
+//! fixture: the runtime, the first snapshot, binding the two listeners once (from the
+//! [`ListenerSettings`]), the signals, the reload loop (SIGHUP) and the shutdown (SIGTERM,
+//! SIGINT: both listeners drain, each for at most `server.shutdown_grace`).
+//!
+//! The pieces are separate so that a caller can do something between them (the demo prints its
+//! walk-through once the port is bound; the tests bind `127.0.0.1:0` and inject signals).
+//! `server::serve` stays the entry for one listener: it never binds and never installs signal
+//! handlers. This file does both, and nothing below the process layer imports it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+
+use crate::config::{Config, ConfigErrors};
+use crate::server::signal::{Signal, Signals};
+use crate::server::tls::TlsError;
+use crate::session::StoreError;
+use crate::state::{ListenerSettings, Shared, Snapshot};
+
+/// `portcullis serve -c path`: serves the configuration at `path` until SIGTERM or SIGINT;
+/// SIGHUP reloads it.
+pub fn serve_file(path: &Path) -> Result<(), RunError> {
+    let snapshot = first_snapshot(path)?;
+    runtime()?.block_on(async {
+        let (shared, listeners) = start(snapshot).await?;
+        let signals = Signals::install().map_err(RunError::Signals)?;
+        serve(shared, listeners, signals, path.to_path_buf()).await
+    })
+}
+
+/// The multi-threaded runtime the gateway runs on.
+pub fn runtime() -> Result<Runtime, RunError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)
+}
+
+/// Reads and validates the configuration at `path`, installs logging in its `log.format` (once
+/// per process: a reload does not change it), and builds the first snapshot.
+pub fn first_snapshot(path: &Path) -> Result<Snapshot, RunError> {
+    let config = Config::load(path)?;
+    crate::telemetry::init(config.log.format);
+    Ok(Snapshot::build(config)?)
+}
+
+/// Binds the listeners `snapshot` names, then opens its session store: the gateway, ready to
+/// [`serve`].
+pub async fn start(snapshot: Snapshot) -> Result<(Arc<Shared>, Listeners), RunError> {
+    // `Shared` captures the same settings from the same configuration.
+    let listeners = bind(&ListenerSettings::of(&snapshot.config)).await?;
+    let shared = Shared::new(snapshot)?;
+    Ok((shared, listeners))
+}
+
+/// The gateway's and the admin listener.
+#[derive(Debug)]
+pub struct Listeners {
+    pub gateway: TcpListener,
+    pub admin: TcpListener,
+}
+
+/// Binds `server.listen` and `admin.listen`.
+pub async fn bind(settings: &ListenerSettings) -> Result<Listeners, RunError> {
+    let listen = |key, addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Bind { key, addr, source })
+    };
+    Ok(Listeners {
+        gateway: listen("server.listen", settings.listen).await?,
+        admin: listen("admin.listen", settings.admin_listen).await?,
+    })
+}
+
+/// Serves both listeners until `signals` says `Terminate`, then drains them. `Reload` re-reads
+/// `config` and makes it current, or logs why it was refused.
+pub async fn serve(
+    shared: Arc<Shared>,
+    listeners: Listeners,
+    mut signals: Signals,
+    config: PathBuf,
+) -> Result<(), RunError> {
+    let local = |l: &TcpListener| l.local_addr().map_err(RunError::Address);
+    let (listen, admin) = (local(&listeners.gateway)?, local(&listeners.admin)?);
+    let snapshot = shared.snapshot();
+    for notice in &snapshot.config.notices {
+        tracing::warn!(key = %notice.key, "{}", notice.problem);
+    }
+    let scheme = if shared.listener.tls { "https" } else { "http" };
+    tracing::info!(
+        listen = %format!("{scheme}://{listen}"),
+        admin = %admin,
+        users = snapshot.users.len(),
+        routes = snapshot.config.routes.len(),
+        "portcullis ready"
+    );
+    drop(snapshot);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    shared.spawn_maintenance();
+    let admin = tokio::spawn(crate::server::serve_admin(
+        listeners.admin,
+        shared.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let mut gateway = tokio::spawn(crate::server::serve(
+        listeners.gateway,
+        shared.clone(),
+        stopped(stop_rx),
+    ));
+    let ended = loop {
+        tokio::select! {
+            signal = signals.recv() => match signal {
+                Signal::Reload => reload(&shared, &config),
+                Signal::Terminate => break None,
+            },
+            // Only when it could not start (its TLS configuration).
+            ended = &mut gateway => break Some(ended),
+        }
+    };
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let gateway = match ended {
+        Some(ended) => ended,
+        None => gateway.await,
+    };
+    let admin = admin.await;
+    gateway.map_err(RunError::Task)??;
+    admin.map_err(RunError::Task)
+}
+
+/// One SIGHUP: reloads `config` and logs the outcome.
+fn reload(shared: &Shared, path: &Path) {
+    match crate::reload::reload(shared, path) {
+        Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
+        Err(e) => tracing::error!(config = %path.display(), "reload refused: {e}"),
+    }
+}
+
+/// Why the gateway could not start, or stopped other than by a signal.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    #[error("{key}: cannot listen on {addr}")]
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read a listener's address")]
+    Address(#[source] io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot install signal handlers")]
+    Signals(#[source] io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("server task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
