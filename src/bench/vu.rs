@@ -324,7 +324,7 @@ impl TokenAnswer {
         }
         match self.status {
             StatusCode::SERVICE_UNAVAILABLE => true,
-            StatusCode::TOO_MANY_REQUESTS => serde_json::from_slice::<Error>(&self.body)
+            StatusCode::TOO_MANY_REQUESTS => serde_json::from_slice::<Error<'_>>(&self.body)
                 .is_ok_and(|e| e.error == "temporarily_unavailable"),
             _ => false,
         }
