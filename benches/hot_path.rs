@@ -10,12 +10,12 @@ use std::time::SystemTime;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{HeaderMap, HeaderValue};
 use jsonwebtoken::Algorithm;
-use portcullis::auth::{verify, verify_access, Identity};
+use portcullis::auth::{verify_access, Identity};
 use portcullis::config::Config;
+use portcullis::jwt::{self, AccessClaims};
 use portcullis::proxy::Hop;
 use portcullis::session::DenyList;
 use portcullis::state::Snapshot;
-use portcullis::token::claims::AccessClaims;
 use portcullis::token::issue::{self, PairRequest};
 
 const ROUTES: usize = 20;
@@ -66,9 +66,7 @@ fn verification(c: &mut Criterion) {
     let token = pair(&cold).access_token;
     let now = portcullis::clock::Clock::system().unix();
     group.bench_function("rs512_cold", |b| {
-        b.iter(|| {
-            verify::verify::<AccessClaims>(&cold.keys, &cold.access_validation, &token).unwrap()
-        })
+        b.iter(|| jwt::verify::<AccessClaims>(&cold.keys, &cold.access_validation, &token).unwrap())
     });
     group.bench_function("rs512_cold_with_deny_list", |b| {
         b.iter(|| verify_access(&cold, &deny, &token, now).unwrap())

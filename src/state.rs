@@ -12,17 +12,15 @@ use arc_swap::ArcSwap;
 use jsonwebtoken::Validation;
 use rustls::sign::CertifiedKey;
 
-use crate::auth::verify::validation;
 use crate::config::StoreConfig;
 use crate::config::{Config, ConfigErrors, ConfigIssue};
+use crate::jwt::{validation, KeyError, KeySet, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 use crate::keygen::NotPrivate;
 use crate::login::Users;
 use crate::proxy::Upstream;
 use crate::route::Router;
 use crate::server::tls;
 use crate::session::{EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreError};
-use crate::token::claims::{ACCESS_AUDIENCE, REFRESH_AUDIENCE};
-use crate::token::keys::{KeyError, KeySet};
 
 /// One generation of configuration, ready to serve.
 #[derive(Debug)]

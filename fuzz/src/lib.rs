@@ -11,9 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Validation};
-use portcullis::auth::verify;
-use portcullis::token::claims::AccessClaims;
-use portcullis::token::keys::KeySet;
+use portcullis::jwt::{self, AccessClaims, KeySet};
 
 pub const ALGORITHM: Algorithm = Algorithm::RS512;
 pub const AUDIENCE: &str = "access";
@@ -59,7 +57,7 @@ fn make_fixture() -> Fixture {
     let loaded = KeySet::load(ALGORITHM, &path, &[]);
     let _ = std::fs::remove_file(&path);
     let keys = loaded.expect("load key");
-    let validation = verify::validation(&keys, AUDIENCE, ISSUER, LEEWAY);
+    let validation = jwt::validation(&keys, AUDIENCE, ISSUER, LEEWAY);
     let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("encoding key");
     let kid = keys.signing_kid().to_owned();
 
@@ -86,7 +84,7 @@ fn make_fixture() -> Fixture {
 
     // The fixture must itself be accepted, or the targets would test nothing past the signature.
     let back: AccessClaims =
-        verify::verify(&keys, &validation, &token).expect("fixture token verifies");
+        jwt::verify(&keys, &validation, &token).expect("fixture token verifies");
     assert_eq!(back.sub, "alice");
 
     // A signature made outside the KeySet with the same key must verify too.

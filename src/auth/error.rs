@@ -1,5 +1,7 @@
 //! `AuthError`: why a request to a protected route is refused. No HTTP here; `reject.rs` maps it.
 
+use crate::jwt::JwtError;
+
 /// Why a bearer token was not accepted for a protected route.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, thiserror::Error)]
 pub enum AuthError {
@@ -50,6 +52,23 @@ impl InvalidReason {
             Self::Issuer => "The access token has the wrong issuer",
             Self::NotYetValid => "The access token is not valid yet",
             Self::Revoked => "The access token has been revoked",
+        }
+    }
+}
+
+impl From<JwtError> for AuthError {
+    fn from(e: JwtError) -> Self {
+        let invalid = AuthError::Invalid;
+        match e {
+            JwtError::Expired => AuthError::Expired,
+            JwtError::Malformed => invalid(InvalidReason::Malformed),
+            JwtError::Algorithm => invalid(InvalidReason::Algorithm),
+            JwtError::ForbiddenHeader => invalid(InvalidReason::ForbiddenHeader),
+            JwtError::UnknownKid => invalid(InvalidReason::UnknownKid),
+            JwtError::Signature => invalid(InvalidReason::Signature),
+            JwtError::NotYetValid => invalid(InvalidReason::NotYetValid),
+            JwtError::Issuer => invalid(InvalidReason::Issuer),
+            JwtError::Audience => invalid(InvalidReason::Audience),
         }
     }
 }

@@ -1,14 +1,13 @@
 //! Authentication and authorization of proxied requests (SPEC §2).
 //!
 //! `authenticate` turns the request's headers into an `Identity` or an `AuthError`: bearer
-//! parsing (`bearer.rs`), signature and claims (`verify.rs`, skipped for a token in the
-//! verified-token cache, `cache.rs`), then the revocation deny list.
+//! parsing (`bearer.rs`), signature and claims (`crate::jwt::verify`, skipped for a token in
+//! the verified-token cache, `cache.rs`), then the revocation deny list.
 //! `authorize` checks the route's roles. Neither knows about HTTP statuses.
 
 mod bearer;
 mod cache;
 mod error;
-pub mod verify;
 
 use http::HeaderMap;
 
@@ -16,9 +15,9 @@ pub use bearer::{bearer_token, MAX_TOKEN_LEN};
 pub use cache::TokenCache;
 pub use error::{AuthError, InvalidReason};
 
+use crate::jwt::{self, AccessClaims};
 use crate::session::DenyList;
 use crate::state::Snapshot;
-use crate::token::claims::AccessClaims;
 
 /// Who a request is from, as its verified access token says.
 #[derive(Clone, Debug)]
@@ -53,7 +52,7 @@ pub fn verify_access(
         Some(identity) => identity,
         None => {
             let claims: AccessClaims =
-                verify::verify(&snapshot.keys, &snapshot.access_validation, token)?;
+                jwt::verify(&snapshot.keys, &snapshot.access_validation, token)?;
             let identity = Identity {
                 user: claims.sub,
                 roles: claims.roles,

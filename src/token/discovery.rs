@@ -9,9 +9,9 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response};
 use serde_json::{json, Value};
 
-use super::keys::{KeyParams, KeySet};
 use crate::body::{self, Body};
 use crate::ctx::RequestCtx;
+use crate::jwt::{KeyParams, KeySet};
 use crate::reject::Rejection;
 
 /// The JWKS document of `keys`.

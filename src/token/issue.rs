@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::claims::{AccessClaims, RefreshClaims, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
+use crate::jwt::{AccessClaims, RefreshClaims, SignError, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 use crate::state::Snapshot;
 
 /// What to mint: one session's next pair.
@@ -56,7 +56,7 @@ impl std::fmt::Debug for TokenResponse {
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
     #[error("minting a token failed")]
-    Sign(#[source] super::keys::SignError),
+    Sign(#[source] SignError),
     #[error("the access token's expiry is out of the clock's range")]
     OutOfRange,
 }

@@ -1,15 +1,13 @@
 //! The gateway's own OAuth 2.0 endpoints: token (password and refresh grants) and logout.
 //!
-//! `grant.rs` parses the request, `issue.rs` mints the pair, `keys.rs` holds key material and
-//! `claims.rs` the claim sets. This file runs a grant end to end against the session store.
+//! `grant.rs` parses the request, `issue.rs` mints the pair, the token format (keys, claims)
+//! is `crate::jwt`. This file runs a grant end to end against the session store.
 //! Passwords and tokens are never logged; audit events name the user and session only.
 
-pub mod claims;
 pub mod discovery;
 mod error;
 pub mod grant;
 pub mod issue;
-pub mod keys;
 mod replay;
 mod revoke;
 
@@ -23,12 +21,12 @@ pub use error::OAuthError;
 pub use replay::ReplayCache;
 pub use revoke::{handle_introspect, handle_revoke};
 
-use self::claims::RefreshClaims;
 use self::grant::{BodyKind, Grant, MAX_BODY};
 use self::issue::{PairRequest, TokenResponse};
-use crate::auth::{self, verify};
+use crate::auth;
 use crate::body::{self, Body, CollectError, Inbound};
 use crate::ctx::RequestCtx;
+use crate::jwt::{self, RefreshClaims};
 use crate::login::{self, Limits, Locked, Refused};
 use crate::reject::Rejection;
 use crate::session::{RotateError, Rotation, Session};
@@ -168,7 +166,7 @@ async fn refresh_grant(
     short_term: bool,
 ) -> Result<Bytes, Rejection> {
     let snapshot = ctx.snapshot.clone();
-    let claims: RefreshClaims = verify::verify(&snapshot.keys, &snapshot.refresh_validation, token)
+    let claims: RefreshClaims = jwt::verify(&snapshot.keys, &snapshot.refresh_validation, token)
         .map_err(|_| OAuthError::BAD_REFRESH)?;
     let grace = snapshot.config.tokens.refresh_grace;
     if grace.is_zero() {

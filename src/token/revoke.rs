@@ -8,12 +8,12 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
 use serde_json::json;
 
-use super::claims::{AccessClaims, RefreshClaims};
 use super::grant::{fields, single};
 use super::{access_deadline, no_store, read_body, revoke_until, OAuthError};
-use crate::auth::{self, verify, AuthError};
+use crate::auth::{self, AuthError};
 use crate::body::{self, Body, Inbound};
 use crate::ctx::RequestCtx;
+use crate::jwt::{self, AccessClaims, RefreshClaims};
 use crate::reject::Rejection;
 
 /// A token presented to revoke or introspect, verified as one of ours.
@@ -35,12 +35,12 @@ impl Presented {
 fn identify(ctx: &RequestCtx, token: &str, hint: Option<&str>) -> Option<Presented> {
     let s = &ctx.snapshot;
     let as_access = || {
-        verify::verify::<AccessClaims>(&s.keys, &s.access_validation, token)
+        jwt::verify::<AccessClaims>(&s.keys, &s.access_validation, token)
             .ok()
             .map(Presented::Access)
     };
     let as_refresh = || {
-        verify::verify::<RefreshClaims>(&s.keys, &s.refresh_validation, token)
+        jwt::verify::<RefreshClaims>(&s.keys, &s.refresh_validation, token)
             .ok()
             .map(Presented::Refresh)
     };

@@ -1,4 +1,4 @@
-//! JWT verification with the snapshot's keys and `Validation`s (SPEC §2).
+//! JWT verification with a key set and a `Validation` (SPEC §2).
 //!
 //! The header is checked before any signature work: the algorithm must be the configured one
 //! (so never `none`, never HMAC with a public key), `kid` must name one of our keys, and `jwk`,
@@ -8,40 +8,34 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, Validation};
 use serde::de::DeserializeOwned;
 
-use super::{AuthError, InvalidReason};
-use crate::token::keys::KeySet;
+use super::{JwtError, KeySet};
 
 /// Verifies `token` with `keys` and `validation` and returns its claims.
 pub fn verify<T: DeserializeOwned>(
     keys: &KeySet,
     validation: &Validation,
     token: &str,
-) -> Result<T, AuthError> {
-    let invalid = AuthError::Invalid;
-    let header = decode_header(token).map_err(|_| invalid(InvalidReason::Malformed))?;
+) -> Result<T, JwtError> {
+    let header = decode_header(token).map_err(|_| JwtError::Malformed)?;
     if header.alg != keys.algorithm {
-        return Err(invalid(InvalidReason::Algorithm));
+        return Err(JwtError::Algorithm);
     }
     if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some()
     {
-        return Err(invalid(InvalidReason::ForbiddenHeader));
+        return Err(JwtError::ForbiddenHeader);
     }
-    let kid = header.kid.ok_or(invalid(InvalidReason::UnknownKid))?;
-    let key = keys
-        .verifying(&kid)
-        .ok_or(invalid(InvalidReason::UnknownKid))?;
+    let kid = header.kid.ok_or(JwtError::UnknownKid)?;
+    let key = keys.verifying(&kid).ok_or(JwtError::UnknownKid)?;
     match decode::<T>(token, key, validation) {
         Ok(data) => Ok(data.claims),
         Err(e) => Err(match e.kind() {
-            ErrorKind::ExpiredSignature => AuthError::Expired,
-            ErrorKind::InvalidSignature => invalid(InvalidReason::Signature),
-            ErrorKind::InvalidAudience => invalid(InvalidReason::Audience),
-            ErrorKind::InvalidIssuer => invalid(InvalidReason::Issuer),
-            ErrorKind::ImmatureSignature => invalid(InvalidReason::NotYetValid),
-            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
-                invalid(InvalidReason::Algorithm)
-            }
-            _ => invalid(InvalidReason::Malformed),
+            ErrorKind::ExpiredSignature => JwtError::Expired,
+            ErrorKind::InvalidSignature => JwtError::Signature,
+            ErrorKind::InvalidAudience => JwtError::Audience,
+            ErrorKind::InvalidIssuer => JwtError::Issuer,
+            ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => JwtError::Algorithm,
+            _ => JwtError::Malformed,
         }),
     }
 }
