@@ -14,8 +14,7 @@ use rustls::sign::CertifiedKey;
 
 use crate::config::StoreConfig;
 use crate::config::{Config, ConfigErrors, ConfigIssue};
-use crate::jwt::{validation, KeyError, KeySet, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
-use crate::keygen::NotPrivate;
+use crate::jwt::{validation, KeyError, KeyRole, KeySet, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 use crate::login::Users;
 use crate::proxy::Upstream;
 use crate::route::Router;
@@ -48,7 +47,7 @@ impl Snapshot {
         let keys = KeySet::load(t.algorithm, &t.signing_key, &t.verify_keys)
             .map_err(|e| {
                 issues.push(ConfigIssue::new(
-                    key_of(&e, &t.signing_key),
+                    key_of(&e),
                     crate::telemetry::error_chain(&e),
                 ))
             })
@@ -106,19 +105,11 @@ impl Snapshot {
 }
 
 /// The configuration key a key-loading error belongs to.
-fn key_of(e: &KeyError, signing_key: &std::path::Path) -> &'static str {
-    match e {
-        KeyError::UnsupportedAlgorithm(_) => "tokens.algorithm",
-        KeyError::Permissions(NotPrivate { path, .. })
-        | KeyError::Read(path, _)
-        | KeyError::Parse(path)
-        | KeyError::WrongType(path, _) => {
-            if path == signing_key {
-                "tokens.signing_key"
-            } else {
-                "tokens.verify_keys"
-            }
-        }
+fn key_of(e: &KeyError) -> &'static str {
+    match e.key() {
+        None => "tokens.algorithm",
+        Some(KeyRole::Signing) => "tokens.signing_key",
+        Some(KeyRole::Verify(_)) => "tokens.verify_keys",
     }
 }
 

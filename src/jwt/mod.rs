@@ -12,5 +12,5 @@ mod verify;
 
 pub use claims::{AccessClaims, RefreshClaims, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 pub use error::JwtError;
-pub use keys::{kid_of, KeyError, KeyParams, KeySet, PublicKey, SignError};
+pub use keys::{kid_of, KeyError, KeyName, KeyParams, KeyRole, KeySet, PublicKey, SignError};
 pub use verify::{validation, verify};
