@@ -188,8 +188,10 @@ async fn handle_inner(
         AuthMode::Required => {
             let deny = ctx.shared.sessions.deny_list();
             let identity =
-                auth::authenticate(&snapshot, deny, req.headers(), ctx.shared.clock.unix())
-                    .inspect_err(|e| metrics.auth_failure(*e))?;
+                (snapshot
+                    .verifier
+                    .authenticate(deny, req.headers(), ctx.shared.clock.unix()))
+                .inspect_err(|e| metrics.auth_failure(*e))?;
             ctx.user = Some(identity.user.clone());
             auth::authorize(&identity, &route.config.roles)
                 .inspect_err(|e| metrics.auth_failure(*e))?;

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::Validation;
 use rustls::sign::CertifiedKey;
 
+use crate::auth::Verifier;
 use crate::config::StoreConfig;
 use crate::config::{Config, ConfigErrors, ConfigIssue};
-use crate::jwt::{validation, KeyError, KeyRole, KeySet, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
+use crate::jwt::{KeyError, KeyRole, KeySet, Rules, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 use crate::login::Users;
 use crate::proxy::Upstream;
 use crate::route::Router;
@@ -25,15 +25,16 @@ use crate::session::{EmbeddedStore, MemoryStore, RedisStore, SessionStore, Store
 #[derive(Debug)]
 pub struct Snapshot {
     pub config: Config,
-    pub keys: KeySet,
+    /// The keys that sign new tokens and verify presented ones (shared with `verifier`).
+    pub keys: Arc<KeySet>,
     pub users: Users,
     pub router: Router<Upstream>,
     /// The JWKS document, rendered once.
     pub jwks: bytes::Bytes,
-    pub access_validation: Validation,
-    pub refresh_validation: Validation,
-    /// Access tokens verified under this snapshot's keys and settings.
-    pub token_cache: crate::auth::TokenCache,
+    /// Checks access tokens, with a cache of those verified under this snapshot's settings.
+    pub verifier: Verifier,
+    /// What a refresh token must say.
+    pub refresh_rules: Rules,
     /// `None` when `server.tls = false`.
     pub certificate: Option<Arc<CertifiedKey>>,
 }
@@ -90,10 +91,11 @@ impl Snapshot {
         let (Some(keys), true) = (keys, issues.is_empty()) else {
             return Err(ConfigErrors(issues));
         };
+        let keys = Arc::new(keys);
+        let access_rules = Rules::new(keys.algorithm, ACCESS_AUDIENCE, &t.issuer, t.leeway);
         Ok(Snapshot {
-            access_validation: validation(&keys, ACCESS_AUDIENCE, &t.issuer, t.leeway),
-            refresh_validation: validation(&keys, REFRESH_AUDIENCE, &t.issuer, t.leeway),
-            token_cache: crate::auth::TokenCache::new(t.verified_cache, t.leeway),
+            verifier: Verifier::new(keys.clone(), access_rules, t.verified_cache),
+            refresh_rules: Rules::new(keys.algorithm, REFRESH_AUDIENCE, &t.issuer, t.leeway),
             jwks: crate::token::discovery::jwks(&keys),
             users: Users::new(&config.users),
             router,
@@ -223,7 +225,7 @@ impl Shared {
             .purge(crate::login::Limits::from(&snapshot.config.login), now);
         self.replays
             .purge(snapshot.config.tokens.refresh_grace, now);
-        snapshot.token_cache.purge(now_unix);
+        snapshot.verifier.purge(now_unix);
         self.sessions.purge(now_unix).await;
     }
 

@@ -1,5 +1,5 @@
 //! JWT header and claims decoding (`jwt::verify::<AccessClaims>`) on arbitrary
-//! strings, with the gateway's real `KeySet` and access `Validation`.
+//! strings, with the gateway's real `KeySet` and access `Rules`.
 //!
 //! Each input is tried as a whole token, and spliced into a genuine signed token in place of
 //! its header, its payload and its signature segment (a real token with one part mutated):
@@ -15,7 +15,7 @@ use portcullis_fuzz::{check_accepted, fixture, now};
 fn try_token(token: &str) {
     let f = fixture();
     let before = now();
-    let result = jwt::verify::<AccessClaims>(&f.keys, &f.validation, token);
+    let result = jwt::verify::<AccessClaims>(&f.keys, &f.rules, token, before);
     let after = now();
     if let Ok(claims) = result {
         assert_eq!(token, f.token, "accepted a token that we did not sign");

@@ -1,5 +1,5 @@
 //! JWT header and claims decoding (`jwt::verify::<AccessClaims>`) on structured
-//! tokens, with the gateway's real `KeySet` and access `Validation`.
+//! tokens, with the gateway's real `KeySet` and access `Rules`.
 //!
 //! The fuzz input (via `arbitrary`) describes a header (raw bytes, or JSON fields: `alg`, `kid`,
 //! `typ`, key-carrying and other extra fields), a payload (raw bytes, or the access claims each
@@ -474,7 +474,7 @@ fuzz_target!(|input: Input| {
         Layout::Suffix(s) => format!("{message}.{signature}{s}"),
     };
 
-    let result = jwt::verify::<AccessClaims>(&f.keys, &f.validation, &token);
+    let result = jwt::verify::<AccessClaims>(&f.keys, &f.rules, &token, before);
     let after = now();
     if let Ok(claims) = result {
         // Only our own signature over exactly this content can be accepted.

@@ -23,7 +23,6 @@ pub use revoke::{handle_introspect, handle_revoke};
 
 use self::grant::{BodyKind, Grant, MAX_BODY};
 use self::issue::{PairRequest, TokenResponse};
-use crate::auth;
 use crate::body::{self, Body, CollectError, Inbound};
 use crate::ctx::RequestCtx;
 use crate::jwt::{self, RefreshClaims};
@@ -166,7 +165,8 @@ async fn refresh_grant(
     short_term: bool,
 ) -> Result<Bytes, Rejection> {
     let snapshot = ctx.snapshot.clone();
-    let claims: RefreshClaims = jwt::verify(&snapshot.keys, &snapshot.refresh_validation, token)
+    let now = ctx.shared.clock.unix();
+    let claims: RefreshClaims = jwt::verify(&snapshot.keys, &snapshot.refresh_rules, token, now)
         .map_err(|_| OAuthError::BAD_REFRESH)?;
     let grace = snapshot.config.tokens.refresh_grace;
     if grace.is_zero() {
@@ -278,8 +278,7 @@ pub async fn handle_logout(
     req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
     require_post(&req)?;
-    let identity = auth::authenticate(
-        &ctx.snapshot,
+    let identity = ctx.snapshot.verifier.authenticate(
         ctx.shared.sessions.deny_list(),
         req.headers(),
         ctx.shared.clock.unix(),

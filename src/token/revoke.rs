@@ -34,13 +34,10 @@ impl Presented {
 /// Verifies `token` as a refresh or an access token (in the order the hint suggests).
 fn identify(ctx: &RequestCtx, token: &str, hint: Option<&str>) -> Option<Presented> {
     let s = &ctx.snapshot;
-    let as_access = || {
-        jwt::verify::<AccessClaims>(&s.keys, &s.access_validation, token)
-            .ok()
-            .map(Presented::Access)
-    };
+    let now = ctx.shared.clock.unix();
+    let as_access = || s.verifier.decode(token, now).ok().map(Presented::Access);
     let as_refresh = || {
-        jwt::verify::<RefreshClaims>(&s.keys, &s.refresh_validation, token)
+        jwt::verify::<RefreshClaims>(&s.keys, &s.refresh_rules, token, now)
             .ok()
             .map(Presented::Refresh)
     };
@@ -101,7 +98,8 @@ pub async fn handle_introspect(
     req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
     let deny = ctx.shared.sessions.deny_list();
-    let caller = auth::authenticate(&ctx.snapshot, deny, req.headers(), ctx.shared.clock.unix())
+    let caller = (ctx.snapshot.verifier)
+        .authenticate(deny, req.headers(), ctx.shared.clock.unix())
         .map_err(|e| match e {
             AuthError::InsufficientScope => {
                 Rejection::from(AuthError::Invalid(auth::InvalidReason::Malformed))
