@@ -54,8 +54,9 @@ fn pair(snapshot: &Snapshot) -> issue::TokenResponse {
         session_start: portcullis::clock::Clock::system().unix(),
         now: SystemTime::now(),
     };
-    let refresh_at = issue::refresh_deadline(snapshot, &req).unwrap();
-    issue::mint(snapshot, &req, refresh_at).unwrap()
+    let tokens = &snapshot.config.tokens;
+    let refresh_at = issue::refresh_deadline(tokens, &req).unwrap();
+    issue::mint(&snapshot.keys, tokens, &req, refresh_at).unwrap()
 }
 
 fn verification(c: &mut Criterion) {

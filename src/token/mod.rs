@@ -113,9 +113,11 @@ async fn password_grant(
                 session_start,
                 now,
             };
-            let refresh_at = issue::refresh_deadline(&snapshot, &req)
+            let tokens = &snapshot.config.tokens;
+            let refresh_at = issue::refresh_deadline(tokens, &req)
                 .ok_or(OAuthError::InvalidGrant("The session lifetime is zero"))?;
-            let minted = issue::mint(&snapshot, &req, refresh_at).map_err(Rejection::internal)?;
+            let minted = issue::mint(&snapshot.keys, tokens, &req, refresh_at)
+                .map_err(Rejection::internal)?;
             Ok::<_, Rejection>(Some((sid, token_id, minted)))
         })
         .await??;
@@ -231,10 +233,11 @@ async fn rotate(
                 session_start: session.created_at,
                 now,
             };
-            let refresh_at = issue::refresh_deadline(&snapshot, &req).ok_or(
+            let tokens = &snapshot.config.tokens;
+            let refresh_at = issue::refresh_deadline(tokens, &req).ok_or(
                 OAuthError::InvalidGrant("The session has reached its maximum lifetime"),
             )?;
-            issue::mint(&snapshot, &req, refresh_at).map_err(Rejection::internal)
+            issue::mint(&snapshot.keys, tokens, &req, refresh_at).map_err(Rejection::internal)
         })
         .await
         .map_err(Rejection::internal)??
