@@ -191,10 +191,10 @@ async fn handle_inner(
                 (snapshot
                     .verifier
                     .authenticate(deny, req.headers(), ctx.shared.clock.unix()))
-                .inspect_err(|e| metrics.auth_failure(*e))?;
+                .inspect_err(|e| metrics.auth_failure(e.reason()))?;
             ctx.user = Some(identity.user.clone());
             auth::authorize(&identity, &route.config.roles)
-                .inspect_err(|e| metrics.auth_failure(*e))?;
+                .inspect_err(|e| metrics.auth_failure(e.reason()))?;
             Some(identity)
         }
     };
