@@ -153,7 +153,7 @@ async fn handle_inner(
     let endpoints = &snapshot.config.endpoints;
     let path = req.uri().path();
     if path == endpoints.token {
-        let result = token::handle_token(ctx, req).await;
+        let result = token::handle_token(ctx, req).await.map_err(Rejection::from);
         if let Err(rejection) = &result {
             let error = ErrorCode {
                 error: rejection.error,
@@ -163,19 +163,23 @@ async fn handle_inner(
         return result;
     }
     if path == endpoints.logout {
-        return token::handle_logout(ctx, req).await;
+        return token::handle_logout(ctx, req)
+            .await
+            .map_err(Rejection::from);
     }
     if path == endpoints.revoke {
-        return token::handle_revoke(ctx, req).await;
+        return token::handle_revoke(ctx, req)
+            .await
+            .map_err(Rejection::from);
     }
     if path == endpoints.introspect {
-        return token::handle_introspect(ctx, req).await;
+        return (token::handle_introspect(ctx, req).await).map_err(Rejection::from);
     }
     if path == endpoints.jwks {
-        return token::discovery::handle_jwks(ctx, &req);
+        return token::discovery::handle_jwks(ctx, &req).map_err(Rejection::from);
     }
     if path == endpoints.metadata {
-        return token::discovery::handle_metadata(ctx, &req);
+        return token::discovery::handle_metadata(ctx, &req).map_err(Rejection::from);
     }
 
     let host = ctx.host.as_ref().map(Host::name);

@@ -9,10 +9,10 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response};
 use serde_json::{json, Value};
 
+use super::TokenError;
 use crate::body::{self, Body};
 use crate::ctx::RequestCtx;
 use crate::jwt::{KeyParams, KeySet};
-use crate::reject::Rejection;
 
 /// The JWKS document of `keys`.
 pub fn jwks(keys: &KeySet) -> Bytes {
@@ -36,7 +36,7 @@ pub fn jwks(keys: &KeySet) -> Bytes {
 }
 
 /// `GET` the JWKS.
-pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, Rejection> {
+pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, TokenError> {
     require_get(req)?;
     let mut response = json_response(ctx.snapshot.jwks.clone());
     response.headers_mut().insert(
@@ -47,7 +47,10 @@ pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Bod
 }
 
 /// `GET` the RFC 8414 metadata.
-pub fn handle_metadata<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, Rejection> {
+pub fn handle_metadata<B>(
+    ctx: &RequestCtx,
+    req: &Request<B>,
+) -> Result<Response<Body>, TokenError> {
     require_get(req)?;
     let config = &ctx.snapshot.config;
     let base = match &config.server.public_url {
@@ -79,11 +82,11 @@ fn request_authority(ctx: &RequestCtx) -> String {
         .map_or_else(|| "localhost".to_owned(), |h| h.authority().to_owned())
 }
 
-fn require_get<B>(req: &Request<B>) -> Result<(), Rejection> {
+fn require_get<B>(req: &Request<B>) -> Result<(), TokenError> {
     if req.method() == Method::GET || req.method() == Method::HEAD {
         Ok(())
     } else {
-        Err(Rejection::method_not_allowed("GET, HEAD"))
+        Err(TokenError::MethodNotAllowed("GET, HEAD"))
     }
 }
 

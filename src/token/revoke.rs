@@ -9,12 +9,11 @@ use http::{HeaderValue, Request, Response};
 use serde_json::json;
 
 use super::grant::{fields, single};
-use super::{access_deadline, no_store, read_body, revoke_until, OAuthError};
+use super::{access_deadline, no_store, read_body, revoke_until, OAuthError, TokenError};
 use crate::auth::{self, AuthError};
 use crate::body::{self, Body, Inbound};
 use crate::ctx::RequestCtx;
 use crate::jwt::{self, AccessClaims, RefreshClaims};
-use crate::reject::Rejection;
 
 /// A token presented to revoke or introspect, verified as one of ours.
 enum Presented {
@@ -52,7 +51,7 @@ fn identify(ctx: &RequestCtx, token: &str, hint: Option<&str>) -> Option<Present
 async fn token_param(
     ctx: &RequestCtx,
     req: Request<Inbound>,
-) -> Result<(String, Option<String>), Rejection> {
+) -> Result<(String, Option<String>), TokenError> {
     let (kind, bytes) = read_body(ctx, req).await?;
     let fields = fields(kind, &bytes)?;
     let token =
@@ -69,7 +68,7 @@ async fn token_param(
 pub async fn handle_revoke(
     ctx: &mut RequestCtx,
     req: Request<Inbound>,
-) -> Result<Response<Body>, Rejection> {
+) -> Result<Response<Body>, TokenError> {
     let (token, hint) = token_param(ctx, req).await?;
     if token.len() <= auth::MAX_TOKEN_LEN {
         if let Some(presented) = identify(ctx, &token, hint.as_deref()) {
@@ -96,15 +95,13 @@ pub async fn handle_revoke(
 pub async fn handle_introspect(
     ctx: &mut RequestCtx,
     req: Request<Inbound>,
-) -> Result<Response<Body>, Rejection> {
+) -> Result<Response<Body>, TokenError> {
     let deny = ctx.shared.sessions.deny_list();
     let caller = (ctx.snapshot.verifier)
         .authenticate(deny, req.headers(), ctx.shared.clock.unix())
         .map_err(|e| match e {
-            AuthError::InsufficientScope => {
-                Rejection::from(AuthError::Invalid(auth::InvalidReason::Malformed))
-            }
-            other => Rejection::from(other),
+            AuthError::InsufficientScope => AuthError::Invalid(auth::InvalidReason::Malformed),
+            other => other,
         })?;
     ctx.user = Some(caller.user);
     let (token, hint) = token_param(ctx, req).await?;
