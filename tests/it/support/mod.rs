@@ -21,6 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use portcullis::clock::Clock;
 use portcullis::config::Config;
 use portcullis::state::{Shared, Snapshot};
 use serde_json::Value;
@@ -117,7 +118,8 @@ impl TestGateway {
         let path = write_config(dir.path(), upstream, &options);
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let snapshot = Snapshot::build(config).unwrap_or_else(|e| panic!("{e}"));
-        let shared = Shared::new(snapshot).unwrap();
+        // Adjustable: tests move `shared.clock` forward instead of sleeping until tokens expire.
+        let shared = Shared::with_clock(snapshot, Clock::adjustable()).unwrap();
         shared.spawn_maintenance();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
