@@ -62,7 +62,7 @@ impl Verifier {
         self.verify_access(deny, token, now)
     }
 
-    /// Verifies one access token at `now` (also used by logout).
+    /// Verifies one access token at `now`: `authenticate` after the bearer parsing.
     pub fn verify_access(
         &self,
         deny: &DenyList,
