@@ -8,7 +8,6 @@
 //! `PORTCULLIS_BENCH_SECS` seconds (default 10). Then the store alone: rotations per second
 //! with 1 and with 64 concurrent callers, to show what group commit buys.
 #![allow(clippy::print_stdout)]
-
 // A benchmark's setup fails by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

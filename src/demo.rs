@@ -36,7 +36,8 @@ pub fn run(port: u16) -> anyhow::Result<()> {
         )?;
         std::fs::write(&layout.config, demo_config(port, upstream_addr.port()))?;
         let snapshot = crate::run::first_snapshot(&layout.config)?;
-        let (shared, listeners) = crate::run::start(snapshot).await?;
+        let (shared, listeners) =
+            crate::run::start(snapshot, crate::clock::Clock::system()).await?;
         let signals = Signals::install().context("cannot install signal handlers")?;
         // A closed stdout (the reader went away) must not take the gateway down.
         let _ = writeln!(

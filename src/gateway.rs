@@ -153,7 +153,7 @@ async fn handle_inner(
     let path = req.uri().path();
     match snapshot.config.endpoints.find(path) {
         Some(Endpoint::Token) => {
-            let result = token::handle_token(ctx, req).await;
+            let result = token::handle_token(ctx, req).await.map_err(Rejection::from);
             if let Err(rejection) = &result {
                 let error = ErrorCode {
                     error: rejection.error,
@@ -162,11 +162,11 @@ async fn handle_inner(
             }
             return result;
         }
-        Some(Endpoint::Logout) => return token::handle_logout(ctx, req).await,
-        Some(Endpoint::Revoke) => return token::handle_revoke(ctx, req).await,
-        Some(Endpoint::Introspect) => return token::handle_introspect(ctx, req).await,
-        Some(Endpoint::Jwks) => return token::discovery::handle_jwks(ctx, &req),
-        Some(Endpoint::Metadata) => return token::discovery::handle_metadata(ctx, &req),
+        Some(Endpoint::Logout) => return Ok(token::handle_logout(ctx, req).await?),
+        Some(Endpoint::Revoke) => return Ok(token::handle_revoke(ctx, req).await?),
+        Some(Endpoint::Introspect) => return Ok(token::handle_introspect(ctx, req).await?),
+        Some(Endpoint::Jwks) => return Ok(token::discovery::handle_jwks(ctx, &req)?),
+        Some(Endpoint::Metadata) => return Ok(token::discovery::handle_metadata(ctx, &req)?),
         None => {}
     }
 
@@ -180,11 +180,13 @@ async fn handle_inner(
         AuthMode::Required => {
             let deny = ctx.shared.sessions.deny_list();
             let identity =
-                auth::authenticate(&snapshot, deny, req.headers(), ctx.shared.clock.unix())
-                    .inspect_err(|e| metrics.auth_failure(*e))?;
+                (snapshot
+                    .verifier
+                    .authenticate(deny, req.headers(), ctx.shared.clock.unix()))
+                .inspect_err(|e| metrics.auth_failure(e.reason()))?;
             ctx.user = Some(identity.user.clone());
             auth::authorize(&identity, &route.config.roles)
-                .inspect_err(|e| metrics.auth_failure(*e))?;
+                .inspect_err(|e| metrics.auth_failure(e.reason()))?;
             Some(identity)
         }
     };

@@ -19,9 +19,11 @@
 //! - `gateway`: the infallible service that runs the request phases.
 //! - `reject`: every gateway-made error response, mapped in one table.
 //! - `route`: host + longest-prefix matching on the canonical path and host.
-//! - `auth`: bearer parsing, JWT verification and the verified-token cache, revocation check,
-//!   roles.
-//! - `token`: the token and logout endpoints; minting; keys and `kid`s.
+//! - `jwt`: the token format shared by minting and checking: key sets and `kid`s, claims,
+//!   verification.
+//! - `auth`: bearer parsing, the `Verifier` (verification and the verified-token cache),
+//!   revocation check, roles.
+//! - `token`: the token, logout, revocation and introspection endpoints, discovery; minting.
 //! - `session`: the session stores (in-memory, embedded redb, Redis with revocation fan-out:
 //!   rotation, reuse detection, revocation) and the local deny list.
 //! - `login`: users, argon2id password verification on a bounded pool, throttling.
@@ -54,6 +56,7 @@ pub mod demo;
 pub mod front;
 pub mod gateway;
 pub mod init;
+pub mod jwt;
 pub mod keygen;
 pub mod login;
 pub mod metrics;

@@ -19,7 +19,7 @@ use crate::body::{self, Body};
 use crate::proxy::ProxyError;
 use crate::route::RouteError;
 use crate::session::StoreError;
-use crate::token::OAuthError;
+use crate::token::{OAuthError, TokenError};
 
 const REALM: &str = "Bearer realm=\"portcullis\"";
 
@@ -312,6 +312,20 @@ impl From<OAuthError> for Rejection {
     }
 }
 
+impl From<TokenError> for Rejection {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::OAuth(e) => e.into(),
+            TokenError::Auth(e) => e.into(),
+            TokenError::MethodNotAllowed(allow) => Rejection::method_not_allowed(allow),
+            TokenError::Busy(e) => e.into(),
+            TokenError::Store(e) => e.into(),
+            TokenError::Mint(e) => Rejection::internal(e),
+            TokenError::Task(e) => Rejection::internal(e),
+        }
+    }
+}
+
 impl From<ProxyError> for Rejection {
     fn from(e: ProxyError) -> Self {
         let (status, grpc, error, description) = match &e {
@@ -517,6 +531,35 @@ mod tests {
         let response = Rejection::from(OAuthError::TooManyLogins).into_response();
         assert_eq!(response.headers()[RETRY_AFTER], "1");
         assert_eq!(response.headers()[http::header::CACHE_CONTROL], "no-store");
+    }
+
+    #[tokio::test]
+    async fn token_handler_errors_map_to_their_families_rows() {
+        let cases: [(TokenError, u16, &str); 5] = [
+            (OAuthError::BAD_REFRESH.into(), 400, "invalid_grant"),
+            (AuthError::Missing.into(), 401, "unauthorized"),
+            (
+                TokenError::MethodNotAllowed("GET, HEAD"),
+                405,
+                "method_not_allowed",
+            ),
+            (crate::login::Busy.into(), 503, "temporarily_unavailable"),
+            (
+                crate::token::issue::MintError::OutOfRange.into(),
+                500,
+                "server_error",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let (s, _, body) = render(e.into()).await;
+            assert_eq!((s.as_u16(), body["error"].as_str()), (status, Some(code)));
+        }
+        let rejection = Rejection::from(TokenError::MethodNotAllowed("GET, HEAD"));
+        assert_eq!(rejection.into_response().headers()[ALLOW], "GET, HEAD");
+        let internal =
+            Rejection::from(TokenError::from(crate::token::issue::MintError::OutOfRange));
+        assert!(internal.cause.is_some(), "the cause goes to the log");
+        assert_eq!(internal.description, "Internal error");
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ use crate::state::{ListenerSettings, Shared, Snapshot};
 pub fn serve_file(path: &Path) -> Result<(), RunError> {
     let snapshot = first_snapshot(path)?;
     runtime()?.block_on(async {
-        let (shared, listeners) = start(snapshot).await?;
+        let (shared, listeners) = start(snapshot, crate::clock::Clock::system()).await?;
         let signals = Signals::install().map_err(RunError::Signals)?;
         serve(shared, listeners, signals, path.to_path_buf()).await
     })
@@ -49,12 +49,16 @@ pub fn first_snapshot(path: &Path) -> Result<Snapshot, RunError> {
     Ok(Snapshot::build(config)?)
 }
 
-/// Binds the listeners `snapshot` names, then opens its session store: the gateway, ready to
+/// Binds the listeners `snapshot` names, then opens its session store (reading the time from
+/// `clock`, an adjustable one in tests): the gateway, ready to
 /// [`serve`].
-pub async fn start(snapshot: Snapshot) -> Result<(Arc<Shared>, Listeners), RunError> {
+pub async fn start(
+    snapshot: Snapshot,
+    clock: crate::clock::Clock,
+) -> Result<(Arc<Shared>, Listeners), RunError> {
     // `Shared` captures the same settings from the same configuration.
     let listeners = bind(&ListenerSettings::of(&snapshot.config)).await?;
-    let shared = Shared::new(snapshot)?;
+    let shared = Shared::with_clock(snapshot, clock)?;
     Ok((shared, listeners))
 }
 

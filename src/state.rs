@@ -10,34 +10,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::Validation;
 use rustls::sign::CertifiedKey;
 
-use crate::auth::verify::validation;
+use crate::auth::Verifier;
 use crate::certs::{self, CertResolver};
 use crate::config::StoreConfig;
 use crate::config::{Config, ConfigErrors, ConfigIssue, LogFormat};
-use crate::keygen::NotPrivate;
+use crate::jwt::{KeyError, KeyRole, KeySet, Rules, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 use crate::login::Users;
 use crate::proxy::Upstream;
 use crate::route::Router;
 use crate::session::{EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreError};
-use crate::token::claims::{ACCESS_AUDIENCE, REFRESH_AUDIENCE};
-use crate::token::keys::{KeyError, KeySet};
 
 /// One generation of configuration, ready to serve.
 #[derive(Debug)]
 pub struct Snapshot {
     pub config: Config,
-    pub keys: KeySet,
+    /// The keys that sign new tokens and verify presented ones (shared with `verifier`).
+    pub keys: Arc<KeySet>,
     pub users: Users,
     pub router: Router<Upstream>,
     /// The JWKS document, rendered once.
     pub jwks: bytes::Bytes,
-    pub access_validation: Validation,
-    pub refresh_validation: Validation,
-    /// Access tokens verified under this snapshot's keys and settings.
-    pub token_cache: crate::auth::TokenCache,
+    /// Checks access tokens, with a cache of those verified under this snapshot's settings.
+    pub verifier: Verifier,
+    /// What a refresh token must say.
+    pub refresh_rules: Rules,
     /// `None` when `server.tls = false`.
     pub certificate: Option<Arc<CertifiedKey>>,
 }
@@ -51,7 +49,7 @@ impl Snapshot {
         let keys = KeySet::load(t.algorithm, &t.signing_key, &t.verify_keys)
             .map_err(|e| {
                 issues.push(ConfigIssue::new(
-                    key_of(&e, &t.signing_key),
+                    key_of(&e),
                     crate::telemetry::error_chain(&e),
                 ))
             })
@@ -94,10 +92,11 @@ impl Snapshot {
         let (Some(keys), true) = (keys, issues.is_empty()) else {
             return Err(ConfigErrors(issues));
         };
+        let keys = Arc::new(keys);
+        let access_rules = Rules::new(keys.algorithm, ACCESS_AUDIENCE, &t.issuer, t.leeway);
         Ok(Snapshot {
-            access_validation: validation(&keys, ACCESS_AUDIENCE, &t.issuer, t.leeway),
-            refresh_validation: validation(&keys, REFRESH_AUDIENCE, &t.issuer, t.leeway),
-            token_cache: crate::auth::TokenCache::new(t.verified_cache, t.leeway),
+            verifier: Verifier::new(keys.clone(), access_rules, t.verified_cache),
+            refresh_rules: Rules::new(keys.algorithm, REFRESH_AUDIENCE, &t.issuer, t.leeway),
             jwks: crate::token::discovery::jwks(&keys),
             users: Users::new(&config.users),
             router,
@@ -109,19 +108,11 @@ impl Snapshot {
 }
 
 /// The configuration key a key-loading error belongs to.
-fn key_of(e: &KeyError, signing_key: &std::path::Path) -> &'static str {
-    match e {
-        KeyError::UnsupportedAlgorithm(_) => "tokens.algorithm",
-        KeyError::Permissions(NotPrivate { path, .. })
-        | KeyError::Read(path, _)
-        | KeyError::Parse(path)
-        | KeyError::WrongType(path, _) => {
-            if path == signing_key {
-                "tokens.signing_key"
-            } else {
-                "tokens.verify_keys"
-            }
-        }
+fn key_of(e: &KeyError) -> &'static str {
+    match e.key() {
+        None => "tokens.algorithm",
+        Some(KeyRole::Signing) => "tokens.signing_key",
+        Some(KeyRole::Verify(_)) => "tokens.verify_keys",
     }
 }
 
@@ -327,7 +318,7 @@ impl Shared {
             .purge(crate::login::Limits::from(&snapshot.config.login), now);
         self.replays
             .purge(snapshot.config.tokens.refresh_grace, now);
-        snapshot.token_cache.purge(now_unix);
+        snapshot.verifier.purge(now_unix);
         self.sessions.purge(now_unix).await;
     }
 

@@ -1,5 +1,5 @@
-//! JWT header and claims decoding (`auth::verify::verify::<AccessClaims>`) on arbitrary
-//! strings, with the gateway's real `KeySet` and access `Validation`.
+//! JWT header and claims decoding (`jwt::verify::<AccessClaims>`) on arbitrary
+//! strings, with the gateway's real `KeySet` and access `Rules`.
 //!
 //! Each input is tried as a whole token, and spliced into a genuine signed token in place of
 //! its header, its payload and its signature segment (a real token with one part mutated):
@@ -9,14 +9,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::auth::verify;
-use portcullis::token::claims::AccessClaims;
+use portcullis::jwt::{self, AccessClaims};
 use portcullis_fuzz::{check_accepted, fixture, now};
 
 fn try_token(token: &str) {
     let f = fixture();
     let before = now();
-    let result = verify::verify::<AccessClaims>(&f.keys, &f.validation, token);
+    let result = jwt::verify::<AccessClaims>(&f.keys, &f.rules, token, before);
     let after = now();
     if let Ok(claims) = result {
         assert_eq!(token, f.token, "accepted a token that we did not sign");

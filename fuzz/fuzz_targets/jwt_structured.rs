@@ -1,5 +1,5 @@
-//! JWT header and claims decoding (`auth::verify::verify::<AccessClaims>`) on structured
-//! tokens, with the gateway's real `KeySet` and access `Validation`.
+//! JWT header and claims decoding (`jwt::verify::<AccessClaims>`) on structured
+//! tokens, with the gateway's real `KeySet` and access `Rules`.
 //!
 //! The fuzz input (via `arbitrary`) describes a header (raw bytes, or JSON fields: `alg`, `kid`,
 //! `typ`, key-carrying and other extra fields), a payload (raw bytes, or the access claims each
@@ -20,8 +20,7 @@ use arbitrary::Arbitrary;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
-use portcullis::auth::verify;
-use portcullis::token::claims::AccessClaims;
+use portcullis::jwt::{self, AccessClaims};
 use portcullis_fuzz::{check_accepted, fixture, now, sign, AUDIENCE, ISSUER};
 use serde_json::Value;
 
@@ -475,7 +474,7 @@ fuzz_target!(|input: Input| {
         Layout::Suffix(s) => format!("{message}.{signature}{s}"),
     };
 
-    let result = verify::verify::<AccessClaims>(&f.keys, &f.validation, &token);
+    let result = jwt::verify::<AccessClaims>(&f.keys, &f.rules, &token, before);
     let after = now();
     if let Ok(claims) = result {
         // Only our own signature over exactly this content can be accepted.

@@ -1,5 +1,5 @@
 //! Shared fixture for the JWT fuzz targets: a freshly generated signing key loaded the way the
-//! gateway loads it (`KeySet::load`), the access-token `Validation` the gateway builds, and one
+//! gateway loads it (`KeySet::load`), the access-token `Rules` the gateway builds, and one
 //! genuinely signed, currently valid access token.
 //!
 //! The key is generated once per fuzzing process, written with mode 0600 to a temporary file
@@ -10,10 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Validation};
-use portcullis::auth::verify;
-use portcullis::token::claims::AccessClaims;
-use portcullis::token::keys::KeySet;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use portcullis::jwt::{self, AccessClaims, KeySet, Rules};
 
 pub const ALGORITHM: Algorithm = Algorithm::RS512;
 pub const AUDIENCE: &str = "access";
@@ -24,7 +22,7 @@ pub struct Fixture {
     pub keys: KeySet,
     /// The same private key, for signing arbitrary header and payload segments.
     pub encoding: EncodingKey,
-    pub validation: Validation,
+    pub rules: Rules,
     /// The `kid` of the signing key.
     pub kid: String,
     /// A valid access token signed with the key, and its three segments.
@@ -59,7 +57,7 @@ fn make_fixture() -> Fixture {
     let loaded = KeySet::load(ALGORITHM, &path, &[]);
     let _ = std::fs::remove_file(&path);
     let keys = loaded.expect("load key");
-    let validation = verify::validation(&keys, AUDIENCE, ISSUER, LEEWAY);
+    let rules = Rules::new(ALGORITHM, AUDIENCE, ISSUER, LEEWAY);
     let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("encoding key");
     let kid = keys.signing_kid().to_owned();
 
@@ -86,7 +84,7 @@ fn make_fixture() -> Fixture {
 
     // The fixture must itself be accepted, or the targets would test nothing past the signature.
     let back: AccessClaims =
-        verify::verify(&keys, &validation, &token).expect("fixture token verifies");
+        jwt::verify(&keys, &rules, &token, created).expect("fixture token verifies");
     assert_eq!(back.sub, "alice");
 
     // A signature made outside the KeySet with the same key must verify too.
@@ -97,7 +95,7 @@ fn make_fixture() -> Fixture {
     Fixture {
         keys,
         encoding,
-        validation,
+        rules,
         kid,
         token,
         header_b64,

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use super::Identity;
 
 #[derive(Debug)]
-pub struct TokenCache {
+pub(super) struct TokenCache {
     entries: DashMap<Box<str>, Entry>,
     capacity: usize,
     leeway: u64,
@@ -26,7 +26,7 @@ struct Entry {
 
 impl TokenCache {
     /// A cache of at most `capacity` tokens (0 disables it).
-    pub fn new(capacity: usize, leeway: std::time::Duration) -> Self {
+    pub(super) fn new(capacity: usize, leeway: std::time::Duration) -> Self {
         Self {
             entries: DashMap::new(),
             capacity,
@@ -35,7 +35,7 @@ impl TokenCache {
     }
 
     /// The identity of `token` if it was verified before and is within its validity at `now`.
-    pub fn get(&self, token: &str, now: u64) -> Option<Identity> {
+    pub(super) fn get(&self, token: &str, now: u64) -> Option<Identity> {
         if self.capacity == 0 {
             return None;
         }
@@ -48,7 +48,7 @@ impl TokenCache {
     }
 
     /// Admits a token that has just passed the full verification.
-    pub fn insert(&self, token: &str, identity: &Identity, nbf: u64) {
+    pub(super) fn insert(&self, token: &str, identity: &Identity, nbf: u64) {
         if self.capacity == 0 || self.entries.len() >= self.capacity {
             return;
         }
@@ -62,17 +62,13 @@ impl TokenCache {
     }
 
     /// Drops the entries of tokens expired at `now`.
-    pub fn purge(&self, now: u64) {
+    pub(super) fn purge(&self, now: u64) {
         self.entries
             .retain(|_, e| e.identity.exp.saturating_add(self.leeway) >= now);
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
@@ -103,7 +99,7 @@ mod tests {
         cache.purge(105);
         assert_eq!(cache.len(), 1);
         cache.purge(106);
-        assert!(cache.is_empty());
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]

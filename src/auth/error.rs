@@ -1,5 +1,7 @@
 //! `AuthError`: why a request to a protected route is refused. No HTTP here; `reject.rs` maps it.
 
+use crate::jwt::JwtError;
+
 /// Why a bearer token was not accepted for a protected route.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, thiserror::Error)]
 pub enum AuthError {
@@ -13,8 +15,28 @@ pub enum AuthError {
     InsufficientScope,
 }
 
-/// Why a token is invalid. The names follow the `reason` label of
-/// `portcullis_auth_failures_total` (SPEC §4.4).
+impl AuthError {
+    /// The `reason` label of `portcullis_auth_failures_total` (SPEC §4.4).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Expired => "expired",
+            Self::InsufficientScope => "insufficient_role",
+            Self::Invalid(r) => match r {
+                InvalidReason::Signature | InvalidReason::Algorithm => "invalid_signature",
+                InvalidReason::Audience => "wrong_audience",
+                InvalidReason::Revoked => "revoked",
+                InvalidReason::UnknownKid => "unknown_kid",
+                InvalidReason::Malformed
+                | InvalidReason::ForbiddenHeader
+                | InvalidReason::Issuer
+                | InvalidReason::NotYetValid => "malformed",
+            },
+        }
+    }
+}
+
+/// Why a token is invalid; [`AuthError::reason`] names the metric label of each.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, thiserror::Error)]
 pub enum InvalidReason {
     #[error("malformed")]
@@ -50,6 +72,50 @@ impl InvalidReason {
             Self::Issuer => "The access token has the wrong issuer",
             Self::NotYetValid => "The access token is not valid yet",
             Self::Revoked => "The access token has been revoked",
+        }
+    }
+}
+
+impl From<JwtError> for AuthError {
+    fn from(e: JwtError) -> Self {
+        let invalid = AuthError::Invalid;
+        match e {
+            JwtError::Expired => AuthError::Expired,
+            JwtError::Malformed => invalid(InvalidReason::Malformed),
+            JwtError::Algorithm => invalid(InvalidReason::Algorithm),
+            JwtError::ForbiddenHeader => invalid(InvalidReason::ForbiddenHeader),
+            JwtError::UnknownKid => invalid(InvalidReason::UnknownKid),
+            JwtError::Signature => invalid(InvalidReason::Signature),
+            JwtError::NotYetValid => invalid(InvalidReason::NotYetValid),
+            JwtError::Issuer => invalid(InvalidReason::Issuer),
+            JwtError::Audience => invalid(InvalidReason::Audience),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_a_reason_label_of_spec_4_4() {
+        use InvalidReason as R;
+        let labels = [
+            (AuthError::Missing, "missing"),
+            (AuthError::Expired, "expired"),
+            (AuthError::InsufficientScope, "insufficient_role"),
+            (AuthError::Invalid(R::Signature), "invalid_signature"),
+            (AuthError::Invalid(R::Algorithm), "invalid_signature"),
+            (AuthError::Invalid(R::Audience), "wrong_audience"),
+            (AuthError::Invalid(R::Revoked), "revoked"),
+            (AuthError::Invalid(R::UnknownKid), "unknown_kid"),
+            (AuthError::Invalid(R::Malformed), "malformed"),
+            (AuthError::Invalid(R::ForbiddenHeader), "malformed"),
+            (AuthError::Invalid(R::Issuer), "malformed"),
+            (AuthError::Invalid(R::NotYetValid), "malformed"),
+        ];
+        for (e, label) in labels {
+            assert_eq!(e.reason(), label, "{e:?}");
         }
     }
 }

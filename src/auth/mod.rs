@@ -1,24 +1,26 @@
 //! Authentication and authorization of proxied requests (SPEC §2).
 //!
-//! `authenticate` turns the request's headers into an `Identity` or an `AuthError`: bearer
-//! parsing (`bearer.rs`), signature and claims (`verify.rs`, skipped for a token in the
-//! verified-token cache, `cache.rs`), then the revocation deny list.
+//! [`Verifier::authenticate`] turns the request's headers into an `Identity` or an `AuthError`:
+//! bearer parsing (`bearer.rs`), signature and claims (`crate::jwt::verify`, skipped for a token
+//! in the verified-token cache, `cache.rs`), then the revocation deny list. The time is the
+//! caller's `now`, so that tests can move a clock instead of sleeping.
 //! `authorize` checks the route's roles. Neither knows about HTTP statuses.
 
 mod bearer;
 mod cache;
 mod error;
-pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderMap;
 
 pub use bearer::{bearer_token, MAX_TOKEN_LEN};
-pub use cache::TokenCache;
+use cache::TokenCache;
 pub use error::{AuthError, InvalidReason};
 
+use crate::jwt::{self, AccessClaims, KeySet, Rules};
 use crate::session::DenyList;
-use crate::state::Snapshot;
-use crate::token::claims::AccessClaims;
 
 /// Who a request is from, as its verified access token says.
 #[derive(Clone, Debug)]
@@ -30,45 +32,79 @@ pub struct Identity {
     pub exp: u64,
 }
 
-/// Verifies the request's bearer token at `now` (Unix seconds) and that its session is not
-/// revoked.
-pub fn authenticate(
-    snapshot: &Snapshot,
-    deny: &DenyList,
-    headers: &HeaderMap,
-    now: u64,
-) -> Result<Identity, AuthError> {
-    let token = bearer_token(headers)?;
-    verify_access(snapshot, deny, token, now)
+/// Checks access tokens: the snapshot's key set, the access-token rules and the cache of
+/// tokens already verified under them. One per snapshot, so that a reload (new keys, new
+/// leeway) starts with an empty cache.
+#[derive(Debug)]
+pub struct Verifier {
+    keys: Arc<KeySet>,
+    rules: Rules,
+    cache: TokenCache,
 }
 
-/// Verifies one access token at `now` (also used by logout).
-pub fn verify_access(
-    snapshot: &Snapshot,
-    deny: &DenyList,
-    token: &str,
-    now: u64,
-) -> Result<Identity, AuthError> {
-    let identity = match snapshot.token_cache.get(token, now) {
-        Some(identity) => identity,
-        None => {
-            let claims: AccessClaims =
-                verify::verify(&snapshot.keys, &snapshot.access_validation, token)?;
-            let identity = Identity {
-                user: claims.sub,
-                roles: claims.roles,
-                sid: claims.sid,
-                exp: claims.exp,
-            };
-            snapshot.token_cache.insert(token, &identity, claims.nbf);
-            identity
-        }
-    };
-    // Every request, hit or miss: a revoked session's tokens stop working at once.
-    if deny.is_denied(&identity.sid) {
-        return Err(AuthError::Invalid(InvalidReason::Revoked));
+impl Verifier {
+    /// A verifier of tokens signed by `keys` that `rules` accept, caching up to
+    /// `cache_capacity` of them (0: none).
+    pub fn new(keys: Arc<KeySet>, rules: Rules, cache_capacity: usize) -> Self {
+        let cache = TokenCache::new(cache_capacity, Duration::from_secs(rules.leeway()));
+        Self { keys, rules, cache }
     }
-    Ok(identity)
+
+    /// Verifies the request's bearer token at `now` (Unix seconds) and that its session is not
+    /// in `deny`.
+    pub fn authenticate(
+        &self,
+        deny: &DenyList,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<Identity, AuthError> {
+        let token = bearer_token(headers)?;
+        self.verify_access(deny, token, now)
+    }
+
+    /// Verifies one access token at `now`: `authenticate` after the bearer parsing.
+    pub fn verify_access(
+        &self,
+        deny: &DenyList,
+        token: &str,
+        now: u64,
+    ) -> Result<Identity, AuthError> {
+        let identity = match self.cache.get(token, now) {
+            Some(identity) => identity,
+            None => {
+                let claims: AccessClaims = jwt::verify(&self.keys, &self.rules, token, now)?;
+                let identity = Identity {
+                    user: claims.sub,
+                    roles: claims.roles,
+                    sid: claims.sid,
+                    exp: claims.exp,
+                };
+                self.cache.insert(token, &identity, claims.nbf);
+                identity
+            }
+        };
+        // Every request, hit or miss: a revoked session's tokens stop working at once.
+        if deny.is_denied(&identity.sid) {
+            return Err(AuthError::Invalid(InvalidReason::Revoked));
+        }
+        Ok(identity)
+    }
+
+    /// The claims of `token` as an access token at `now`, from the signature and claims alone
+    /// (no cache, no deny list): for revocation and introspection.
+    pub fn decode(&self, token: &str, now: u64) -> Result<AccessClaims, AuthError> {
+        Ok(jwt::verify(&self.keys, &self.rules, token, now)?)
+    }
+
+    /// Drops the cached tokens expired at `now`.
+    pub fn purge(&self, now: u64) {
+        self.cache.purge(now);
+    }
+
+    /// How many verified tokens are cached.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
 }
 
 /// Checks that `identity` holds any of `required` (an empty list allows every valid token).
@@ -77,5 +113,168 @@ pub fn authorize(identity: &Identity, required: &[String]) -> Result<(), AuthErr
         Ok(())
     } else {
         Err(AuthError::InsufficientScope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::AUTHORIZATION;
+    use http::HeaderValue;
+    use jsonwebtoken::Algorithm;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::jwt::ACCESS_AUDIENCE;
+
+    const LEEWAY: Duration = Duration::from_secs(30);
+    const TTL: u64 = 60;
+
+    /// A key set made in memory, and a verifier of its tokens caching up to `capacity`.
+    fn verifier(capacity: usize) -> (Arc<KeySet>, Verifier) {
+        let pem = crate::keygen::signing_key_pem_for(Algorithm::EdDSA).unwrap();
+        let keys = Arc::new(KeySet::from_pem(Algorithm::EdDSA, pem.as_bytes(), &[]).unwrap());
+        let rules = Rules::new(Algorithm::EdDSA, ACCESS_AUDIENCE, "portcullis", LEEWAY);
+        (keys.clone(), Verifier::new(keys, rules, capacity))
+    }
+
+    /// An access token of session `sid` issued at `now`, living `TTL` seconds.
+    fn token(keys: &KeySet, sid: &str, now: u64) -> String {
+        keys.sign(&AccessClaims {
+            iss: "portcullis".into(),
+            sub: "alice".into(),
+            unique_name: "alice".into(),
+            aud: ACCESS_AUDIENCE.into(),
+            iat: now,
+            nbf: now,
+            exp: now + TTL,
+            jti: "j".into(),
+            sid: sid.into(),
+            roles: vec!["reader".into()],
+        })
+        .unwrap()
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::try_from(format!("Bearer {token}")).unwrap();
+        headers.insert(AUTHORIZATION, value);
+        headers
+    }
+
+    #[test]
+    fn a_token_expires_when_the_clock_passes_exp_and_the_leeway() {
+        // Cache off (every check verifies the signature) and on (the second check is a hit).
+        for capacity in [0, 16] {
+            let (keys, verifier) = verifier(capacity);
+            let deny = DenyList::default();
+            let clock = Clock::adjustable();
+            let token = token(&keys, "s1", clock.unix());
+            let headers = bearer(&token);
+            let identity = verifier
+                .authenticate(&deny, &headers, clock.unix())
+                .unwrap();
+            assert_eq!(
+                (identity.user.as_str(), identity.sid.as_str()),
+                ("alice", "s1")
+            );
+            assert_eq!(verifier.cached(), capacity.min(1));
+
+            // Past exp, within the leeway (the exact edges are jwt::verify's tests).
+            clock.advance(Duration::from_secs(TTL + 1));
+            let in_leeway = verifier.authenticate(&deny, &headers, clock.unix());
+            assert!(in_leeway.is_ok(), "within the leeway, cache {capacity}");
+            clock.advance(LEEWAY);
+            let late = verifier.authenticate(&deny, &headers, clock.unix());
+            assert_eq!(late.unwrap_err(), AuthError::Expired, "cache {capacity}");
+        }
+    }
+
+    #[test]
+    fn a_token_from_the_future_is_not_valid_until_the_clock_gets_there() {
+        let (keys, verifier) = verifier(16);
+        let deny = DenyList::default();
+        let clock = Clock::adjustable();
+        let ahead = Duration::from_secs(120);
+        let token = token(&keys, "s1", clock.unix() + ahead.as_secs());
+        let early = verifier.verify_access(&deny, &token, clock.unix());
+        let not_yet = AuthError::Invalid(InvalidReason::NotYetValid);
+        assert_eq!(early.unwrap_err(), not_yet);
+        assert_eq!(verifier.cached(), 0, "a refused token is not cached");
+        clock.advance(ahead - LEEWAY);
+        assert!(verifier.verify_access(&deny, &token, clock.unix()).is_ok());
+    }
+
+    #[test]
+    fn a_revoked_session_is_refused_even_from_the_cache() {
+        let (keys, verifier) = verifier(16);
+        let deny = DenyList::default();
+        let now = Clock::system().unix();
+        let (one, two) = (token(&keys, "s1", now), token(&keys, "s2", now));
+        assert!(verifier.verify_access(&deny, &one, now).is_ok());
+        assert_eq!(verifier.cached(), 1);
+        deny.insert("s1", now + 3600);
+        let revoked = AuthError::Invalid(InvalidReason::Revoked);
+        assert_eq!(
+            verifier.verify_access(&deny, &one, now).unwrap_err(),
+            revoked
+        );
+        assert!(verifier.verify_access(&deny, &two, now).is_ok());
+    }
+
+    #[test]
+    fn purge_drops_the_tokens_expired_at_its_time() {
+        let (keys, verifier) = verifier(16);
+        let deny = DenyList::default();
+        let now = Clock::system().unix();
+        assert!(verifier
+            .verify_access(&deny, &token(&keys, "s1", now), now)
+            .is_ok());
+        let expiry = now + TTL + LEEWAY.as_secs();
+        verifier.purge(expiry);
+        assert_eq!(verifier.cached(), 1);
+        verifier.purge(expiry + 1);
+        assert_eq!(verifier.cached(), 0);
+    }
+
+    #[test]
+    fn refusals_name_what_is_wrong() {
+        let (keys, verifier) = verifier(16);
+        let deny = DenyList::default();
+        let now = Clock::system().unix();
+        let none = verifier.authenticate(&deny, &HeaderMap::new(), now);
+        assert_eq!(none.unwrap_err(), AuthError::Missing);
+        let (_, other) = self::verifier(16);
+        let foreign = token(&keys, "s1", now);
+        let unknown = other.authenticate(&deny, &bearer(&foreign), now);
+        assert_eq!(
+            unknown.unwrap_err(),
+            AuthError::Invalid(InvalidReason::UnknownKid)
+        );
+        let garbage = verifier.authenticate(&deny, &bearer("a.b.c"), now);
+        assert_eq!(
+            garbage.unwrap_err(),
+            AuthError::Invalid(InvalidReason::Malformed)
+        );
+        // decode: the claims alone, without the deny list.
+        deny.insert("s1", now + 3600);
+        assert_eq!(verifier.decode(&foreign, now).unwrap().sid, "s1");
+        assert!(verifier.decode(&token(&keys, "s1", now), now).is_ok());
+    }
+
+    #[test]
+    fn authorize_needs_any_one_of_the_roles() {
+        let identity = Identity {
+            user: "alice".into(),
+            roles: vec!["reader".into()],
+            sid: "s".into(),
+            exp: 0,
+        };
+        let roles = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(authorize(&identity, &[]).is_ok());
+        assert!(authorize(&identity, &roles(&["admin", "reader"])).is_ok());
+        assert_eq!(
+            authorize(&identity, &roles(&["admin"])).unwrap_err(),
+            AuthError::InsufficientScope
+        );
     }
 }

@@ -9,11 +9,11 @@ use http::header::CACHE_CONTROL;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::keys::{KeyParams, KeySet};
+use super::TokenError;
 use crate::body::{self, Body};
 use crate::config::Endpoint;
 use crate::ctx::RequestCtx;
-use crate::reject::Rejection;
+use crate::jwt::{KeyParams, KeySet};
 
 /// The JWKS document of `keys`.
 pub fn jwks(keys: &KeySet) -> Bytes {
@@ -37,7 +37,7 @@ pub fn jwks(keys: &KeySet) -> Bytes {
 }
 
 /// `GET` the JWKS.
-pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, Rejection> {
+pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, TokenError> {
     require_get(req)?;
     let mut response = body::json(StatusCode::OK, ctx.snapshot.jwks.clone());
     response.headers_mut().insert(
@@ -48,7 +48,10 @@ pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Bod
 }
 
 /// `GET` the RFC 8414 metadata.
-pub fn handle_metadata<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, Rejection> {
+pub fn handle_metadata<B>(
+    ctx: &RequestCtx,
+    req: &Request<B>,
+) -> Result<Response<Body>, TokenError> {
     require_get(req)?;
     let config = &ctx.snapshot.config;
     let base = match &config.server.public_url {
@@ -80,10 +83,10 @@ fn request_authority(ctx: &RequestCtx) -> String {
         .map_or_else(|| "localhost".to_owned(), |h| h.authority().to_owned())
 }
 
-fn require_get<B>(req: &Request<B>) -> Result<(), Rejection> {
+fn require_get<B>(req: &Request<B>) -> Result<(), TokenError> {
     if req.method() == Method::GET || req.method() == Method::HEAD {
         Ok(())
     } else {
-        Err(Rejection::method_not_allowed("GET, HEAD"))
+        Err(TokenError::MethodNotAllowed("GET, HEAD"))
     }
 }

@@ -1,4 +1,36 @@
-//! `OAuthError`: the RFC 6749 §5.2 error codes of the token endpoint. No HTTP here.
+//! `TokenError`, why a request to one of the gateway's own endpoints failed, and `OAuthError`,
+//! the RFC 6749 §5.2 error codes of the token endpoint. No HTTP here: `reject.rs` maps both.
+
+use crate::auth::AuthError;
+use crate::login::Busy;
+use crate::session::StoreError;
+
+use super::issue::MintError;
+
+/// Why a token, logout, revoke, introspect, JWKS or metadata request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The client's request or grant (RFC 6749 §5.2).
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    /// The bearer token of a logout or introspection request.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The method is not one of these (the `Allow` header's value).
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// The password-hashing pool is full.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Our fault: a key that could not sign.
+    #[error(transparent)]
+    Mint(#[from] MintError),
+    /// Our fault: the blocking task that signs panicked or was cancelled.
+    #[error("the signing task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
 
 /// An error of the token endpoint, with the `error_description` the client sees.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, thiserror::Error)]

@@ -1,15 +1,14 @@
 //! The gateway's own OAuth 2.0 endpoints: token (password and refresh grants) and logout.
 //!
-//! `grant.rs` parses the request, `issue.rs` mints the pair, `keys.rs` holds key material and
-//! `claims.rs` the claim sets. This file runs a grant end to end against the session store.
+//! `grant.rs` parses the request, `issue.rs` mints the pair, the token format (keys, claims)
+//! is `crate::jwt`. This file runs a grant end to end against the session store. Handlers
+//! return a [`TokenError`] of their own, which `reject.rs` maps to the response.
 //! Passwords and tokens are never logged; audit events name the user and session only.
 
-pub mod claims;
 pub mod discovery;
 mod error;
 pub mod grant;
 pub mod issue;
-pub mod keys;
 mod replay;
 mod revoke;
 
@@ -19,25 +18,23 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 
-pub use error::OAuthError;
+pub use error::{OAuthError, TokenError};
 pub use replay::ReplayCache;
 pub use revoke::{handle_introspect, handle_revoke};
 
-use self::claims::RefreshClaims;
 use self::grant::{BodyKind, Grant, MAX_BODY};
 use self::issue::{PairRequest, TokenResponse};
-use crate::auth::{self, verify};
 use crate::body::{self, Body, CollectError, Inbound};
 use crate::ctx::RequestCtx;
+use crate::jwt::{self, RefreshClaims};
 use crate::login::{self, Limits, Locked, Refused};
-use crate::reject::Rejection;
 use crate::session::{RotateError, Rotation, Session};
 
 /// `POST /api/oauth2/token`.
 pub async fn handle_token(
     ctx: &mut RequestCtx,
     req: Request<Inbound>,
-) -> Result<Response<Body>, Rejection> {
+) -> Result<Response<Body>, TokenError> {
     let (kind, bytes) = read_body(ctx, req).await?;
     let grant = grant::parse(kind, &bytes)?;
     let json = match grant {
@@ -69,7 +66,7 @@ async fn password_grant(
     username: String,
     password: String,
     short_term: bool,
-) -> Result<TokenResponse, Rejection> {
+) -> Result<TokenResponse, TokenError> {
     let limits = Limits::from(&ctx.snapshot.config.login);
     // The client address (behind trusted proxies): what the per-address limits key on.
     let addr = ctx.client;
@@ -85,7 +82,7 @@ async fn password_grant(
         Ok(slot) => slot,
         Err(Refused::Locked(locked)) => {
             tracing::info!(target: "audit", event = "login_refused_locked", user = username.as_str(), %addr);
-            return Err(too_many_failures(locked));
+            return Err(too_many_failures(locked).into());
         }
         Err(Refused::Full) => {
             tracing::info!(target: "audit", event = "login_refused_busy", user = username.as_str(), %addr, by = "slots");
@@ -116,10 +113,11 @@ async fn password_grant(
                 session_start,
                 now,
             };
-            let refresh_at = issue::refresh_deadline(&snapshot, &req)
+            let tokens = &snapshot.config.tokens;
+            let refresh_at = issue::refresh_deadline(tokens, &req)
                 .ok_or(OAuthError::InvalidGrant("The session lifetime is zero"))?;
-            let minted = issue::mint(&snapshot, &req, refresh_at).map_err(Rejection::internal)?;
-            Ok::<_, Rejection>(Some((sid, token_id, minted)))
+            let minted = issue::mint(&snapshot.keys, tokens, &req, refresh_at)?;
+            Ok::<_, TokenError>(Some((sid, token_id, minted)))
         })
         .await??;
 
@@ -156,9 +154,9 @@ async fn password_grant(
     Ok(minted)
 }
 
-fn too_many_failures(locked: Locked) -> Rejection {
+fn too_many_failures(locked: Locked) -> OAuthError {
     let secs = locked.retry_after().as_secs_f64().ceil().max(1.0) as u64;
-    OAuthError::TooManyFailures { retry_after: secs }.into()
+    OAuthError::TooManyFailures { retry_after: secs }
 }
 
 /// The refresh grant: verify, then rotate, inside the replay window when one is configured.
@@ -166,9 +164,10 @@ async fn refresh_grant(
     ctx: &mut RequestCtx,
     token: &str,
     short_term: bool,
-) -> Result<Bytes, Rejection> {
+) -> Result<Bytes, TokenError> {
     let snapshot = ctx.snapshot.clone();
-    let claims: RefreshClaims = verify::verify(&snapshot.keys, &snapshot.refresh_validation, token)
+    let now = ctx.shared.clock.unix();
+    let claims: RefreshClaims = jwt::verify(&snapshot.keys, &snapshot.refresh_rules, token, now)
         .map_err(|_| OAuthError::BAD_REFRESH)?;
     let grace = snapshot.config.tokens.refresh_grace;
     if grace.is_zero() {
@@ -206,7 +205,7 @@ async fn rotate(
     ctx: &mut RequestCtx,
     claims: &RefreshClaims,
     short_term: bool,
-) -> Result<TokenResponse, Rejection> {
+) -> Result<TokenResponse, TokenError> {
     let snapshot = ctx.snapshot.clone();
     let sessions = &ctx.shared.sessions;
     let revoke_until = revoke_until(ctx);
@@ -233,13 +232,14 @@ async fn rotate(
                 session_start: session.created_at,
                 now,
             };
-            let refresh_at = issue::refresh_deadline(&snapshot, &req).ok_or(
+            let tokens = &snapshot.config.tokens;
+            let refresh_at = issue::refresh_deadline(tokens, &req).ok_or(
                 OAuthError::InvalidGrant("The session has reached its maximum lifetime"),
             )?;
-            issue::mint(&snapshot, &req, refresh_at).map_err(Rejection::internal)
+            Ok::<_, TokenError>(issue::mint(&snapshot.keys, tokens, &req, refresh_at)?)
         })
         .await
-        .map_err(Rejection::internal)??
+        .map_err(TokenError::Task)??
     };
     let next = Rotation {
         token_id: next_id,
@@ -278,10 +278,9 @@ async fn rotate(
 pub async fn handle_logout(
     ctx: &mut RequestCtx,
     req: Request<Inbound>,
-) -> Result<Response<Body>, Rejection> {
+) -> Result<Response<Body>, TokenError> {
     require_post(&req)?;
-    let identity = auth::authenticate(
-        &ctx.snapshot,
+    let identity = ctx.snapshot.verifier.authenticate(
         ctx.shared.sessions.deny_list(),
         req.headers(),
         ctx.shared.clock.unix(),
@@ -323,7 +322,7 @@ pub fn access_deadline(config: &crate::config::Config, exp: u64) -> u64 {
 async fn read_body(
     ctx: &RequestCtx,
     req: Request<Inbound>,
-) -> Result<(BodyKind, bytes::Bytes), Rejection> {
+) -> Result<(BodyKind, bytes::Bytes), TokenError> {
     require_post(&req)?;
     let kind = BodyKind::from_content_type(req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()))
         .ok_or(OAuthError::InvalidRequest(
@@ -348,11 +347,11 @@ async fn read_body(
     Ok((kind, bytes))
 }
 
-fn require_post<B>(req: &Request<B>) -> Result<(), Rejection> {
+fn require_post<B>(req: &Request<B>) -> Result<(), TokenError> {
     if req.method() == Method::POST {
         Ok(())
     } else {
-        Err(Rejection::method_not_allowed("POST"))
+        Err(TokenError::MethodNotAllowed("POST"))
     }
 }
 

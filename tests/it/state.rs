@@ -76,7 +76,7 @@ async fn purge_forgets_verified_tokens_once_they_expire() {
     for access in [&alice.access, &bob.access] {
         assert_eq!(gw.get("/hello", Some(access)).await.status, 200);
     }
-    let cache_len = || gw.shared.snapshot().token_cache.len();
+    let cache_len = || gw.shared.snapshot().verifier.cached();
     assert_eq!(cache_len(), 2);
 
     gw.shared.purge(unix_now(), Instant::now()).await;

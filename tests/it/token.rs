@@ -356,7 +356,7 @@ async fn an_expired_refresh_token_is_invalid_grant() {
     })
     .await;
     let tokens = gw.login(ALICE).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    gw.shared.clock.advance(Duration::from_secs(2));
     gw.refresh(&tokens.refresh)
         .await
         .assert_oauth_error(400, "invalid_grant");

@@ -24,6 +24,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use portcullis::clock::Clock;
 use portcullis::config::Config;
 use portcullis::run;
 use portcullis::server::signal::{Signal, Signals};
@@ -124,8 +125,9 @@ impl TestGateway {
         let path = write_config(dir.path(), upstream, &options);
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let snapshot = Snapshot::build(config).unwrap_or_else(|e| panic!("{e}"));
-        // The configuration's addresses: `127.0.0.1:0` for both listeners.
-        let (shared, listeners) = run::start(snapshot).await.unwrap();
+        // The configuration's addresses: `127.0.0.1:0` for both listeners. The clock is
+        // adjustable: tests move `shared.clock` forward instead of sleeping until tokens expire.
+        let (shared, listeners) = run::start(snapshot, Clock::adjustable()).await.unwrap();
         let addr = listeners.gateway.local_addr().unwrap();
         let admin_addr = listeners.admin.local_addr().unwrap();
         let (signals_tx, signals) = Signals::injected();

@@ -1,4 +1,5 @@
-//! Signing and verification keys: loading, `kid` derivation and the per-snapshot `KeySet`.
+//! Signing and verification keys: loading (from files, or from PEM bytes in memory), `kid`
+//! derivation and the per-snapshot `KeySet`.
 //!
 //! The `kid` of a key is the upper-case hex SHA-1 of its DER SubjectPublicKeyInfo, as the seed
 //! API computes it. Key material lives in the snapshot, never in a global, so a reload can
@@ -91,8 +92,8 @@ impl Family {
 }
 
 impl KeySet {
-    /// Loads `signing_key` (a private key) and `verify_keys` (public or private keys of earlier
-    /// generations, still accepted).
+    /// Loads `signing_key` (a private key, in a file readable by its owner only) and
+    /// `verify_keys` (public or private keys of earlier generations, still accepted).
     pub fn load(
         algorithm: Algorithm,
         signing_key: &Path,
@@ -100,8 +101,44 @@ impl KeySet {
     ) -> Result<KeySet, KeyError> {
         let family = Family::of(algorithm).ok_or(KeyError::UnsupportedAlgorithm(algorithm))?;
         crate::keygen::check_private(signing_key)?;
-        let pem = read_pem(signing_key)?;
-        let (signer, public, decoding) = private_key(signing_key, &pem, family, algorithm)?;
+        let read = |role, path: &Path| {
+            let name = KeyName {
+                role,
+                file: Some(path.to_path_buf()),
+            };
+            let text = std::fs::read(path).map_err(|e| KeyError::Read(name.clone(), e))?;
+            parse_pem(name, &text)
+        };
+        let signing = read(KeyRole::Signing, signing_key)?;
+        let verify =
+            (verify_keys.iter().enumerate()).map(|(i, path)| read(KeyRole::Verify(i), path));
+        Self::build(algorithm, family, signing, verify)
+    }
+
+    /// The key set of `signing_pem` (a private key) and `verify_pems` (public or private keys),
+    /// PEM text in memory: what `load` makes of the files holding them.
+    pub fn from_pem(
+        algorithm: Algorithm,
+        signing_pem: &[u8],
+        verify_pems: &[&[u8]],
+    ) -> Result<KeySet, KeyError> {
+        let family = Family::of(algorithm).ok_or(KeyError::UnsupportedAlgorithm(algorithm))?;
+        let in_memory = |role| KeyName { role, file: None };
+        let signing = parse_pem(in_memory(KeyRole::Signing), signing_pem)?;
+        let verify = (verify_pems.iter().enumerate())
+            .map(|(i, pem)| parse_pem(in_memory(KeyRole::Verify(i)), pem));
+        Self::build(algorithm, family, signing, verify)
+    }
+
+    /// The set of the parsed signing key and the verify keys, which are read (and refused)
+    /// one by one, in their order, after the signing key.
+    fn build(
+        algorithm: Algorithm,
+        family: Family,
+        (signing_name, pem): (KeyName, pem::Pem),
+        verify: impl Iterator<Item = Result<(KeyName, pem::Pem), KeyError>>,
+    ) -> Result<KeySet, KeyError> {
+        let (signer, public, decoding) = private_key(&signing_name, &pem, family, algorithm)?;
         let header =
             serde_json::json!({"alg": format!("{algorithm:?}"), "kid": public.kid, "typ": "JWT"});
         let mut set = KeySet {
@@ -113,12 +150,12 @@ impl KeySet {
             public: Vec::new(),
         };
         set.add(public, decoding);
-        for path in verify_keys {
-            let pem = read_pem(path)?;
+        for key in verify {
+            let (name, pem) = key?;
             let (public, decoding) = if pem.tag() == "PUBLIC KEY" {
-                public_key(path, &pem, family)?
+                public_key(&name, &pem, family)?
             } else {
-                let (_, public, decoding) = private_key(path, &pem, family, algorithm)?;
+                let (_, public, decoding) = private_key(&name, &pem, family, algorithm)?;
                 (public, decoding)
             };
             set.add(public, decoding);
@@ -230,19 +267,21 @@ fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn read_pem(path: &Path) -> Result<pem::Pem, KeyError> {
-    let text = std::fs::read(path).map_err(|e| KeyError::Read(path.to_path_buf(), e))?;
-    pem::parse(text).map_err(|_| KeyError::Parse(path.to_path_buf()))
+fn parse_pem(name: KeyName, text: &[u8]) -> Result<(KeyName, pem::Pem), KeyError> {
+    match pem::parse(text) {
+        Ok(pem) => Ok((name, pem)),
+        Err(_) => Err(KeyError::Parse(name)),
+    }
 }
 
 /// A private key of `family`: its signing key, public JWK parameters and verification key.
 fn private_key(
-    path: &Path,
+    name: &KeyName,
     pem: &pem::Pem,
     family: Family,
     algorithm: Algorithm,
 ) -> Result<(Signer, PublicKey, DecodingKey), KeyError> {
-    let wrong = || KeyError::WrongType(path.to_path_buf(), family.name());
+    let wrong = || KeyError::WrongType(name.clone(), family.name());
     let der = pem.contents();
     match family {
         Family::Rsa => {
@@ -252,7 +291,7 @@ fn private_key(
                 _ => return Err(wrong()),
             }
             .map_err(|_| wrong())?;
-            let (public, decoding) = rsa_public(path, pair.public_key())?;
+            let (public, decoding) = rsa_public(name, pair.public_key())?;
             Ok((Signer::Rsa(pair, rsa_encoding(algorithm)), public, decoding))
         }
         Family::Ec(alg, crv, len) => {
@@ -264,7 +303,7 @@ fn private_key(
             .map_err(|_| wrong())?;
             let spki = pair.public_key().as_der().map_err(|_| wrong())?;
             let (public, decoding) =
-                ec_public(path, spki.as_ref(), pair.public_key().as_ref(), crv, len)?;
+                ec_public(name, spki.as_ref(), pair.public_key().as_ref(), crv, len)?;
             Ok((Signer::Ec(pair), public, decoding))
         }
         Family::Ed25519 => {
@@ -290,21 +329,21 @@ fn private_key(
 
 /// A `PUBLIC KEY` (SPKI) PEM of `family`.
 fn public_key(
-    path: &Path,
+    name: &KeyName,
     pem: &pem::Pem,
     family: Family,
 ) -> Result<(PublicKey, DecodingKey), KeyError> {
-    let wrong = || KeyError::WrongType(path.to_path_buf(), family.name());
+    let wrong = || KeyError::WrongType(name.clone(), family.name());
     let text = pem::encode(pem);
     match family {
         Family::Rsa => {
             let key = rsa::PublicKey::from_der(pem.contents()).map_err(|_| wrong())?;
-            rsa_public(path, &key)
+            rsa_public(name, &key)
         }
         Family::Ec(_, crv, len) => {
             let point = DecodingKey::from_ec_pem(text.as_bytes()).map_err(|_| wrong())?;
             let point = point.try_get_as_bytes().map_err(|_| wrong())?.to_vec();
-            ec_public(path, pem.contents(), &point, crv, len)
+            ec_public(name, pem.contents(), &point, crv, len)
         }
         Family::Ed25519 => {
             let key = DecodingKey::from_ed_pem(text.as_bytes()).map_err(|_| wrong())?;
@@ -324,13 +363,11 @@ fn public_key(
     }
 }
 
-fn rsa_public(path: &Path, key: &rsa::PublicKey) -> Result<(PublicKey, DecodingKey), KeyError> {
+fn rsa_public(name: &KeyName, key: &rsa::PublicKey) -> Result<(PublicKey, DecodingKey), KeyError> {
     if key.modulus_len() < 256 {
-        return Err(KeyError::WrongType(path.to_path_buf(), Family::Rsa.name()));
+        return Err(KeyError::WrongType(name.clone(), Family::Rsa.name()));
     }
-    let spki = key
-        .as_der()
-        .map_err(|_| KeyError::Parse(path.to_path_buf()))?;
+    let spki = key.as_der().map_err(|_| KeyError::Parse(name.clone()))?;
     let n = key.modulus().big_endian_without_leading_zero();
     let e = key.exponent().big_endian_without_leading_zero();
     let public = PublicKey {
@@ -345,14 +382,14 @@ fn rsa_public(path: &Path, key: &rsa::PublicKey) -> Result<(PublicKey, DecodingK
 
 /// `point` is the uncompressed SEC1 point `04 || x || y` with coordinates of `len` bytes.
 fn ec_public(
-    path: &Path,
+    name: &KeyName,
     spki: &[u8],
     point: &[u8],
     crv: &'static str,
     len: usize,
 ) -> Result<(PublicKey, DecodingKey), KeyError> {
     if point.len() != 1 + 2 * len || point[0] != 0x04 {
-        return Err(KeyError::Parse(path.to_path_buf()));
+        return Err(KeyError::Parse(name.clone()));
     }
     let public = PublicKey {
         kid: kid_of(spki),
@@ -368,25 +405,123 @@ fn ec_public(
 /// Why a key could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read {}", .0.display())]
-    Read(PathBuf, #[source] std::io::Error),
+    #[error("cannot read {0}")]
+    Read(KeyName, #[source] std::io::Error),
+    /// The signing key's file is readable by group or others.
     #[error(transparent)]
     Permissions(#[from] crate::keygen::NotPrivate),
-    #[error("{} is not a PEM key", .0.display())]
-    Parse(PathBuf),
-    #[error("{} is not {} (as tokens.algorithm needs)", .0.display(), .1)]
-    WrongType(PathBuf, &'static str),
+    #[error("{0} is not a PEM key")]
+    Parse(KeyName),
+    #[error("{0} is not {1} (as tokens.algorithm needs)")]
+    WrongType(KeyName, &'static str),
     #[error("{0:?} is not an algorithm for signing tokens")]
     UnsupportedAlgorithm(Algorithm),
+}
+
+impl KeyError {
+    /// The key the problem is with; `None` when it is the algorithm.
+    pub fn key(&self) -> Option<KeyRole> {
+        match self {
+            Self::Read(name, _) | Self::Parse(name) | Self::WrongType(name, _) => Some(name.role),
+            Self::Permissions(_) => Some(KeyRole::Signing),
+            Self::UnsupportedAlgorithm(_) => None,
+        }
+    }
+}
+
+/// Which key of a set an error is about, and the file it came from (none for PEM in memory).
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct KeyName {
+    pub role: KeyRole,
+    pub file: Option<PathBuf>,
+}
+
+/// The signing key, or the verify key at this index of its list.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum KeyRole {
+    Signing,
+    Verify(usize),
+}
+
+impl std::fmt::Display for KeyName {
+    /// The file's path; for a key given in memory, its place in the set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.file, self.role) {
+            (Some(path), _) => write!(f, "{}", path.display()),
+            (None, KeyRole::Signing) => f.write_str("the signing key"),
+            (None, KeyRole::Verify(i)) => write!(f, "verify key {i}"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn pem(algorithm: Algorithm) -> String {
+        crate::keygen::signing_key_pem_for(algorithm).unwrap()
+    }
+
     #[test]
     fn kid_is_upper_hex_sha1() {
         // SHA-1("abc") = a9993e36...
         assert_eq!(kid_of(b"abc"), "A9993E364706816ABA3E25717850C26C9CD0D89D");
+    }
+
+    #[test]
+    fn a_set_from_pem_signs_and_keeps_older_keys_for_verifying() {
+        let (old, new) = (pem(Algorithm::ES256), pem(Algorithm::ES256));
+        let before = KeySet::from_pem(Algorithm::ES256, old.as_bytes(), &[]).unwrap();
+        let after = KeySet::from_pem(Algorithm::ES256, new.as_bytes(), &[old.as_bytes()]).unwrap();
+        assert_ne!(after.signing_kid(), before.signing_kid());
+        let kids: Vec<&str> = after.public_keys().iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, [after.signing_kid(), before.signing_kid()]);
+        assert!(after.verifying(before.signing_kid()).is_some());
+        let token = after.sign(&serde_json::json!({"sub": "alice"})).unwrap();
+        assert_eq!(token.split('.').count(), 3);
+    }
+
+    #[test]
+    fn every_algorithm_loads_its_own_key_type_from_pem() {
+        for algorithm in [
+            Algorithm::RS256,
+            Algorithm::PS512,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ] {
+            let set = KeySet::from_pem(algorithm, pem(algorithm).as_bytes(), &[]).unwrap();
+            assert_eq!(set.algorithm, algorithm);
+            assert!(set.sign(&serde_json::json!({})).is_ok(), "{algorithm:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_they_are_about() {
+        let ed = pem(Algorithm::EdDSA);
+        let err = KeySet::from_pem(Algorithm::ES256, ed.as_bytes(), &[]).unwrap_err();
+        assert!(matches!(err, KeyError::WrongType(..)), "{err:?}");
+        assert_eq!(err.key(), Some(KeyRole::Signing));
+        assert_eq!(
+            err.to_string(),
+            "the signing key is not an EC P-256 key (as tokens.algorithm needs)"
+        );
+
+        let es = pem(Algorithm::ES256);
+        let err = KeySet::from_pem(Algorithm::ES256, es.as_bytes(), &[ed.as_bytes(), b"junk"]);
+        let err = err.unwrap_err();
+        assert_eq!(
+            err.key(),
+            Some(KeyRole::Verify(0)),
+            "checked in order: {err:?}"
+        );
+        let err = KeySet::from_pem(Algorithm::ES256, es.as_bytes(), &[es.as_bytes(), b"junk"]);
+        let err = err.unwrap_err();
+        assert!(matches!(err, KeyError::Parse(_)), "{err:?}");
+        assert_eq!(err.key(), Some(KeyRole::Verify(1)));
+        assert_eq!(err.to_string(), "verify key 1 is not a PEM key");
+
+        let err = KeySet::from_pem(Algorithm::HS256, es.as_bytes(), &[]).unwrap_err();
+        assert_eq!(err.key(), None);
     }
 }

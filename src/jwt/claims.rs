@@ -4,6 +4,7 @@
 //! (a refresh token presented as an access token) decodes and is then refused for its audience,
 //! with that reason, rather than as "malformed".
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub const ACCESS_AUDIENCE: &str = "access";
@@ -43,6 +44,36 @@ pub struct RefreshClaims {
     pub nbf: u64,
     pub exp: u64,
 }
+
+/// The registered claims `crate::jwt::verify` checks itself, against the time it is given.
+pub trait Registered: DeserializeOwned {
+    fn iss(&self) -> &str;
+    fn aud(&self) -> &str;
+    fn exp(&self) -> u64;
+    fn nbf(&self) -> u64;
+}
+
+macro_rules! registered {
+    ($claims:ty) => {
+        impl Registered for $claims {
+            fn iss(&self) -> &str {
+                &self.iss
+            }
+            fn aud(&self) -> &str {
+                &self.aud
+            }
+            fn exp(&self) -> u64 {
+                self.exp
+            }
+            fn nbf(&self) -> u64 {
+                self.nbf
+            }
+        }
+    };
+}
+
+registered!(AccessClaims);
+registered!(RefreshClaims);
 
 impl RefreshClaims {
     pub fn is_short_term(&self) -> bool {
