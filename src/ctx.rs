@@ -1,4 +1,5 @@
-//! `RequestCtx`: what one request carries through the phases of `gateway.rs`, and
+//! `RequestCtx`: what one request carries through the phases of `gateway.rs`, read-only;
+//! `AccessRecord`: what the phases learn of it for the access log; and
 //! `ConnState`: what the requests of one connection tell that connection.
 
 use std::net::{IpAddr, SocketAddr};
@@ -11,9 +12,12 @@ use tokio::task::JoinHandle;
 
 use crate::canonical::Host;
 use crate::state::{Shared, Snapshot};
+use crate::token::TokenCtx;
 
-/// Per-request data. The snapshot is taken once at entry, so every phase of one request sees
-/// the same configuration even if a reload happens meanwhile.
+/// Per-request data, read-only once the front door has admitted the request. The snapshot is
+/// taken once at entry, so every phase of one request sees the same configuration even if a
+/// reload happens meanwhile. What the phases learn for the access log goes to an
+/// [`AccessRecord`] beside it.
 #[derive(Debug)]
 pub struct RequestCtx {
     pub request_id: HeaderValue,
@@ -32,8 +36,39 @@ pub struct RequestCtx {
     /// The connection the request came on.
     pub conn: Arc<ConnState>,
     pub start: Instant,
-    /// Filled in by the phases, for the access log.
+}
+
+impl RequestCtx {
+    /// The parts the token endpoints use, lent for this request.
+    pub fn tokens(&self) -> TokenCtx<'_> {
+        let (snapshot, shared) = (&*self.snapshot, &*self.shared);
+        TokenCtx {
+            config: &snapshot.config,
+            keys: &snapshot.keys,
+            users: &snapshot.users,
+            verifier: &snapshot.verifier,
+            refresh_rules: &snapshot.refresh_rules,
+            jwks: &snapshot.jwks,
+            sessions: &shared.sessions,
+            throttle: &shared.throttle,
+            hashing: &shared.hashing,
+            replays: &shared.replays,
+            metrics: &shared.metrics,
+            clock: &shared.clock,
+            client: self.client,
+            logins: &self.conn.logins,
+            scheme: self.scheme,
+            host: self.host.as_ref(),
+        }
+    }
+}
+
+/// What the access log says of one request, filled in by the phases as they learn it.
+#[derive(Debug, Default)]
+pub struct AccessRecord {
+    /// The route's name, once one matched.
     pub route: Option<String>,
+    /// Whom the request was for: the token's user, or the user a token endpoint served.
     pub user: Option<String>,
     /// The upstream (`host:port`) the request was forwarded to, or last tried when none
     /// answered; `None` for requests the gateway answered itself.

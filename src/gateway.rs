@@ -24,7 +24,7 @@ use crate::auth;
 use crate::body::{self, Body, Inbound};
 use crate::canonical::Host;
 use crate::config::{AuthMode, Endpoint};
-use crate::ctx::{ConnState, RequestCtx};
+use crate::ctx::{AccessRecord, ConnState, RequestCtx};
 use crate::front;
 use crate::metrics::{ErrorCode, RouteLabel, RouteStatus, UpstreamError};
 use crate::proxy::{self, headers, Hop};
@@ -57,10 +57,8 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
         shared,
         conn: conn.state,
         start: Instant::now(),
-        route: None,
-        user: None,
-        upstream: None,
     };
+    let mut record = AccessRecord::default();
     let method = req.method().clone();
     let http1 = req.version() < Version::HTTP_2;
     let grpc = req
@@ -79,7 +77,7 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
             ctx.client = admitted.client;
             ctx.trusted_peer = admitted.trusted_peer;
             ctx.host = admitted.host;
-            handle_inner(&mut ctx, req).await
+            handle_inner(&ctx, &mut record, req).await
         }
         Err(e) => Err(e.into()),
     };
@@ -114,7 +112,7 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
         .headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
     let metrics = &ctx.shared.metrics;
-    let route = ctx.route.clone().unwrap_or_else(|| "-".to_owned());
+    let route = record.route.clone().unwrap_or_else(|| "-".to_owned());
     metrics
         .duration
         .get_or_create(&RouteLabel {
@@ -128,7 +126,14 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
             status: response.status().as_u16(),
         })
         .inc();
-    access_log(&ctx, &method, &path, response.status(), cause.as_deref());
+    access_log(
+        &ctx,
+        &record,
+        &method,
+        &path,
+        response.status(),
+        cause.as_deref(),
+    );
     response
 }
 
@@ -146,14 +151,17 @@ fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
 }
 
 async fn handle_inner(
-    ctx: &mut RequestCtx,
+    ctx: &RequestCtx,
+    record: &mut AccessRecord,
     req: Request<Inbound>,
 ) -> Result<Response<Body>, Rejection> {
     let snapshot = ctx.snapshot.clone();
     let path = req.uri().path();
     match snapshot.config.endpoints.find(path) {
         Some(Endpoint::Token) => {
-            let result = token::handle_token(ctx, req).await.map_err(Rejection::from);
+            let result = token::handle_token(&ctx.tokens(), &mut record.user, req)
+                .await
+                .map_err(Rejection::from);
             if let Err(rejection) = &result {
                 let error = ErrorCode {
                     error: rejection.error,
@@ -162,17 +170,25 @@ async fn handle_inner(
             }
             return result;
         }
-        Some(Endpoint::Logout) => return Ok(token::handle_logout(ctx, req).await?),
-        Some(Endpoint::Revoke) => return Ok(token::handle_revoke(ctx, req).await?),
-        Some(Endpoint::Introspect) => return Ok(token::handle_introspect(ctx, req).await?),
-        Some(Endpoint::Jwks) => return Ok(token::discovery::handle_jwks(ctx, &req)?),
-        Some(Endpoint::Metadata) => return Ok(token::discovery::handle_metadata(ctx, &req)?),
+        Some(Endpoint::Logout) => {
+            return Ok(token::handle_logout(&ctx.tokens(), &mut record.user, req).await?)
+        }
+        Some(Endpoint::Revoke) => {
+            return Ok(token::handle_revoke(&ctx.tokens(), &mut record.user, req).await?)
+        }
+        Some(Endpoint::Introspect) => {
+            return Ok(token::handle_introspect(&ctx.tokens(), &mut record.user, req).await?)
+        }
+        Some(Endpoint::Jwks) => return Ok(token::discovery::handle_jwks(&ctx.tokens(), &req)?),
+        Some(Endpoint::Metadata) => {
+            return Ok(token::discovery::handle_metadata(&ctx.tokens(), &req)?)
+        }
         None => {}
     }
 
     let host = ctx.host.as_ref().map(Host::name);
     let route = snapshot.router.find(host, path)?;
-    ctx.route = Some(route.config.name.clone());
+    record.route = Some(route.config.name.clone());
 
     let metrics = &ctx.shared.metrics;
     let identity = match route.config.auth {
@@ -184,7 +200,7 @@ async fn handle_inner(
                     .verifier
                     .authenticate(deny, req.headers(), ctx.shared.clock.unix()))
                 .inspect_err(|e| metrics.auth_failure(e.reason()))?;
-            ctx.user = Some(identity.user.clone());
+            record.user = Some(identity.user.clone());
             auth::authorize(&identity, &route.config.roles)
                 .inspect_err(|e| metrics.auth_failure(e.reason()))?;
             Some(identity)
@@ -204,7 +220,7 @@ async fn handle_inner(
         &route.upstream,
         identity.as_ref(),
         req,
-        &mut ctx.upstream,
+        &mut record.upstream,
     )
     .await
     .inspect_err(|e| {
@@ -243,6 +259,7 @@ async fn handle_inner(
 /// password.
 fn access_log(
     ctx: &RequestCtx,
+    record: &AccessRecord,
     method: &Method,
     path: &str,
     status: StatusCode,
@@ -257,9 +274,9 @@ fn access_log(
         path,
         status = status.as_u16(),
         duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
-        user = ctx.user.as_deref().unwrap_or("-"),
-        route = ctx.route.as_deref().unwrap_or("-"),
-        upstream = ctx.upstream.as_deref(),
+        user = record.user.as_deref().unwrap_or("-"),
+        route = record.route.as_deref().unwrap_or("-"),
+        upstream = record.upstream.as_deref(),
         request_id = ctx.request_id.to_str().unwrap_or("-"),
         peer = %ctx.peer,
         client = %ctx.client,

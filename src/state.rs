@@ -25,10 +25,10 @@ use crate::session::{EmbeddedStore, MemoryStore, RedisStore, SessionStore, Store
 /// One generation of configuration, ready to serve.
 #[derive(Debug)]
 pub struct Snapshot {
-    pub config: Config,
+    pub config: Arc<Config>,
     /// The keys that sign new tokens and verify presented ones (shared with `verifier`).
     pub keys: Arc<KeySet>,
-    pub users: Users,
+    pub users: Arc<Users>,
     pub router: Router<Upstream>,
     /// The JWKS document, rendered once.
     pub jwks: bytes::Bytes,
@@ -98,11 +98,11 @@ impl Snapshot {
             verifier: Verifier::new(keys.clone(), access_rules, t.verified_cache),
             refresh_rules: Rules::new(keys.algorithm, REFRESH_AUDIENCE, &t.issuer, t.leeway),
             jwks: crate::token::discovery::jwks(&keys),
-            users: Users::new(&config.users),
+            users: Arc::new(Users::new(&config.users)),
             router,
             keys,
             certificate,
-            config,
+            config: Arc::new(config),
         })
     }
 }

@@ -9,10 +9,9 @@ use http::header::CACHE_CONTROL;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::TokenError;
+use super::{TokenCtx, TokenError};
 use crate::body::{self, Body};
 use crate::config::Endpoint;
-use crate::ctx::RequestCtx;
 use crate::jwt::{KeyParams, KeySet};
 
 /// The JWKS document of `keys`.
@@ -37,9 +36,9 @@ pub fn jwks(keys: &KeySet) -> Bytes {
 }
 
 /// `GET` the JWKS.
-pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Body>, TokenError> {
+pub fn handle_jwks<B>(t: &TokenCtx<'_>, req: &Request<B>) -> Result<Response<Body>, TokenError> {
     require_get(req)?;
-    let mut response = body::json(StatusCode::OK, ctx.snapshot.jwks.clone());
+    let mut response = body::json(StatusCode::OK, t.jwks.clone());
     response.headers_mut().insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
@@ -49,14 +48,14 @@ pub fn handle_jwks<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<Response<Bod
 
 /// `GET` the RFC 8414 metadata.
 pub fn handle_metadata<B>(
-    ctx: &RequestCtx,
+    t: &TokenCtx<'_>,
     req: &Request<B>,
 ) -> Result<Response<Body>, TokenError> {
     require_get(req)?;
-    let config = &ctx.snapshot.config;
+    let config = &t.config;
     let base = match &config.server.public_url {
         Some(url) => url.clone(),
-        None => format!("{}://{}", ctx.scheme, request_authority(ctx)),
+        None => format!("{}://{}", t.scheme, request_authority(t)),
     };
     let e = &config.endpoints;
     let document = json!({
@@ -77,8 +76,8 @@ pub fn handle_metadata<B>(
 
 /// The request's canonical host (`front.rs` refused a malformed one), or `localhost` for an
 /// HTTP/1.0 request without one.
-fn request_authority(ctx: &RequestCtx) -> String {
-    ctx.host
+fn request_authority(t: &TokenCtx<'_>) -> String {
+    t.host
         .as_ref()
         .map_or_else(|| "localhost".to_owned(), |h| h.authority().to_owned())
 }

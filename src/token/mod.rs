@@ -12,6 +12,8 @@ pub mod issue;
 mod replay;
 mod revoke;
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -24,26 +26,60 @@ pub use revoke::{handle_introspect, handle_revoke};
 
 use self::grant::{BodyKind, Grant, MAX_BODY};
 use self::issue::{PairRequest, TokenResponse};
+use crate::auth::Verifier;
 use crate::body::{self, Body, CollectError, Inbound};
-use crate::ctx::RequestCtx;
-use crate::jwt::{self, RefreshClaims};
-use crate::login::{self, Limits, Locked, Refused};
-use crate::session::{RotateError, Rotation, Session};
+use crate::canonical::Host;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::jwt::{self, KeySet, RefreshClaims, Rules};
+use crate::login::{self, ConnLogins, HashPool, Limits, Locked, LoginThrottle, Refused, Users};
+use crate::metrics::Metrics;
+use crate::session::{RotateError, Rotation, Session, SessionStore};
 
-/// `POST /api/oauth2/token`.
+/// What the token endpoints use, lent by the gateway for one request: the parts of the
+/// configuration generation and of the process state they read, and who is asking. The
+/// endpoints never see the `Snapshot` or `Shared` these parts are lent from.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenCtx<'a> {
+    pub config: &'a Arc<Config>,
+    pub keys: &'a Arc<KeySet>,
+    pub users: &'a Arc<Users>,
+    /// Checks access tokens (logout, introspection, revocation).
+    pub verifier: &'a Verifier,
+    /// How refresh tokens are checked.
+    pub refresh_rules: &'a Rules,
+    /// The JWKS document, rendered once per snapshot.
+    pub jwks: &'a Bytes,
+    pub sessions: &'a SessionStore,
+    pub throttle: &'a LoginThrottle,
+    pub hashing: &'a HashPool,
+    pub replays: &'a ReplayCache,
+    pub metrics: &'a Metrics,
+    pub clock: &'a Clock,
+    /// The client address (behind trusted proxies): what the per-address login limits key on.
+    pub client: IpAddr,
+    /// The logins in flight on the request's connection.
+    pub logins: &'a ConnLogins,
+    /// How the client reached us and the request's canonical host: the metadata's URLs.
+    pub scheme: &'static str,
+    pub host: Option<&'a Host>,
+}
+
+/// `POST /api/oauth2/token`. `user` is set to whom the answer was for, for the access log.
 pub async fn handle_token(
-    ctx: &mut RequestCtx,
+    t: &TokenCtx<'_>,
+    user: &mut Option<String>,
     req: Request<Inbound>,
 ) -> Result<Response<Body>, TokenError> {
-    let (kind, bytes) = read_body(ctx, req).await?;
+    let (kind, bytes) = read_body(t, req).await?;
     let grant = grant::parse(kind, &bytes)?;
     let json = match grant {
         Grant::Password {
             username,
             password,
             short_term,
-        } => to_json(&password_grant(ctx, username, password, short_term).await?),
-        Grant::Refresh { token, short_term } => refresh_grant(ctx, &token, short_term).await?,
+        } => to_json(&password_grant(t, user, username, password, short_term).await?),
+        Grant::Refresh { token, short_term } => refresh_grant(t, user, &token, short_term).await?,
     };
     Ok(token_response(json))
 }
@@ -62,16 +98,17 @@ fn to_json(minted: &TokenResponse) -> Bytes {
 /// guesses cannot overshoot `login.max_failures`. The permit and the slot are RAII guards: a
 /// client that goes away frees both.
 async fn password_grant(
-    ctx: &mut RequestCtx,
+    t: &TokenCtx<'_>,
+    user: &mut Option<String>,
     username: String,
     password: String,
     short_term: bool,
 ) -> Result<TokenResponse, TokenError> {
-    let limits = Limits::from(&ctx.snapshot.config.login);
+    let limits = Limits::from(&t.config.login);
     // The client address (behind trusted proxies): what the per-address limits key on.
-    let addr = ctx.client;
-    let throttle = &ctx.shared.throttle;
-    let _in_flight = throttle.admit(&ctx.conn.logins, addr).map_err(|limit| {
+    let addr = t.client;
+    let throttle = &t.throttle;
+    let _in_flight = throttle.admit(t.logins, addr).map_err(|limit| {
         tracing::info!(target: "audit", event = "login_refused_busy", user = username.as_str(), %addr, by = limit.by());
         OAuthError::TooManyLogins
     })?;
@@ -90,18 +127,17 @@ async fn password_grant(
         }
     };
 
-    let snapshot = ctx.snapshot.clone();
+    let (users, keys, config) = (t.users.clone(), t.keys.clone(), t.config.clone());
     let sid = uuid::Uuid::new_v4().to_string();
     let token_id = uuid::Uuid::new_v4().to_string();
-    let now = ctx.shared.clock.now();
+    let now = t.clock.now();
     let session_start = crate::clock::unix(now);
     let name = username.clone();
     // An error here (hashing queue full, signing failed) drops the slot: nothing is counted.
-    let outcome = ctx
-        .shared
+    let outcome = t
         .hashing
         .run(move || {
-            let Some(user) = snapshot.users.verify(&name, &password) else {
+            let Some(user) = users.verify(&name, &password) else {
                 return Ok(None);
             };
             let req = PairRequest {
@@ -113,10 +149,10 @@ async fn password_grant(
                 session_start,
                 now,
             };
-            let tokens = &snapshot.config.tokens;
+            let tokens = &config.tokens;
             let refresh_at = issue::refresh_deadline(tokens, &req)
                 .ok_or(OAuthError::InvalidGrant("The session lifetime is zero"))?;
-            let minted = issue::mint(&snapshot.keys, tokens, &req, refresh_at)?;
+            let minted = issue::mint(&keys, tokens, &req, refresh_at)?;
             Ok::<_, TokenError>(Some((sid, token_id, minted)))
         })
         .await??;
@@ -136,21 +172,20 @@ async fn password_grant(
         return Err(OAuthError::BAD_CREDENTIALS.into());
     };
     slot.succeed();
-    ctx.shared
-        .sessions
+    t.sessions
         .create(Session {
             sid: sid.clone(),
             user: username.clone(),
             token_id,
             created_at: session_start,
             expires_at: minted.refresh_exp,
-            access_until: access_deadline(&ctx.snapshot.config, minted.access_exp),
+            access_until: access_deadline(t.config, minted.access_exp),
         })
         .await?;
     tracing::info!(target: "audit", event = "login_success", user = username.as_str(), sid = %sid);
     let grant = crate::metrics::Grant { grant: "password" };
-    ctx.shared.metrics.tokens_issued.get_or_create(&grant).inc();
-    ctx.user = Some(username);
+    t.metrics.tokens_issued.get_or_create(&grant).inc();
+    *user = Some(username);
     Ok(minted)
 }
 
@@ -161,70 +196,71 @@ fn too_many_failures(locked: Locked) -> OAuthError {
 
 /// The refresh grant: verify, then rotate, inside the replay window when one is configured.
 async fn refresh_grant(
-    ctx: &mut RequestCtx,
+    t: &TokenCtx<'_>,
+    user: &mut Option<String>,
     token: &str,
     short_term: bool,
 ) -> Result<Bytes, TokenError> {
-    let snapshot = ctx.snapshot.clone();
-    let now = ctx.shared.clock.unix();
-    let claims: RefreshClaims = jwt::verify(&snapshot.keys, &snapshot.refresh_rules, token, now)
-        .map_err(|_| OAuthError::BAD_REFRESH)?;
-    let grace = snapshot.config.tokens.refresh_grace;
+    let now = t.clock.unix();
+    let claims: RefreshClaims =
+        jwt::verify(t.keys, t.refresh_rules, token, now).map_err(|_| OAuthError::BAD_REFRESH)?;
+    let grace = t.config.tokens.refresh_grace;
     if grace.is_zero() {
-        return Ok(to_json(&rotate(ctx, &claims, short_term).await?));
+        return Ok(to_json(&rotate(t, user, &claims, short_term).await?));
     }
-    let Some(slot) = ctx
-        .shared
-        .replays
-        .slot(&claims.token_id, grace, Instant::now())
-    else {
+    let Some(slot) = t.replays.slot(&claims.token_id, grace, Instant::now()) else {
         // Past the window: an ordinary (and, the token being spent, reuse-detecting) refresh.
-        return Ok(to_json(&rotate(ctx, &claims, short_term).await?));
+        return Ok(to_json(&rotate(t, user, &claims, short_term).await?));
     };
     let mut first = false;
     let json = slot
         .response
         .get_or_try_init(|| {
             first = true;
-            async { rotate(ctx, &claims, short_term).await.map(|r| to_json(&r)) }
+            async {
+                rotate(t, user, &claims, short_term)
+                    .await
+                    .map(|r| to_json(&r))
+            }
         })
         .await?
         .clone();
     if !first {
-        if ctx.shared.sessions.deny_list().is_denied(&claims.sid) {
+        if t.sessions.deny_list().is_denied(&claims.sid) {
             return Err(OAuthError::BAD_REFRESH.into());
         }
         tracing::info!(target: "audit", event = "refresh_replayed", user = %claims.sub, sid = %claims.sid);
-        ctx.user = Some(claims.sub);
+        *user = Some(claims.sub);
     }
     Ok(json)
 }
 
 /// Rotates the session of `claims` to a new refresh token and mints the new pair.
 async fn rotate(
-    ctx: &mut RequestCtx,
+    t: &TokenCtx<'_>,
+    user: &mut Option<String>,
     claims: &RefreshClaims,
     short_term: bool,
 ) -> Result<TokenResponse, TokenError> {
-    let snapshot = ctx.snapshot.clone();
-    let sessions = &ctx.shared.sessions;
-    let revoke_until = revoke_until(ctx);
+    let sessions = t.sessions;
+    let revoke_until = revoke_until(t);
     let Some(session) = sessions.get(&claims.sid).await? else {
         return Err(OAuthError::BAD_REFRESH.into());
     };
-    let Some(roles) = snapshot.users.roles(&session.user).map(<[String]>::to_vec) else {
+    let Some(roles) = t.users.roles(&session.user).map(<[String]>::to_vec) else {
         // The user was removed from the configuration: end the session.
         sessions.revoke(&claims.sid, revoke_until).await?;
         return Err(OAuthError::BAD_REFRESH.into());
     };
     let next_id = uuid::Uuid::new_v4().to_string();
-    let now = ctx.shared.clock.now();
+    let now = t.clock.now();
     let minted = {
-        let (user, sid, next_id) = (session.user.clone(), session.sid.clone(), next_id.clone());
+        let (keys, config) = (t.keys.clone(), t.config.clone());
+        let (name, sid, next_id) = (session.user.clone(), session.sid.clone(), next_id.clone());
         let short_term = short_term || claims.is_short_term();
         tokio::task::spawn_blocking(move || {
             let req = PairRequest {
-                user: &user,
+                user: &name,
                 roles: &roles,
                 sid: &sid,
                 token_id: &next_id,
@@ -232,11 +268,11 @@ async fn rotate(
                 session_start: session.created_at,
                 now,
             };
-            let tokens = &snapshot.config.tokens;
+            let tokens = &config.tokens;
             let refresh_at = issue::refresh_deadline(tokens, &req).ok_or(
                 OAuthError::InvalidGrant("The session has reached its maximum lifetime"),
             )?;
-            Ok::<_, TokenError>(issue::mint(&snapshot.keys, tokens, &req, refresh_at)?)
+            Ok::<_, TokenError>(issue::mint(&keys, tokens, &req, refresh_at)?)
         })
         .await
         .map_err(TokenError::Task)??
@@ -244,7 +280,7 @@ async fn rotate(
     let next = Rotation {
         token_id: next_id,
         expires_at: minted.refresh_exp,
-        access_until: access_deadline(&ctx.snapshot.config, minted.access_exp),
+        access_until: access_deadline(t.config, minted.access_exp),
     };
     match sessions
         .rotate(&claims.sid, &claims.token_id, next, revoke_until)
@@ -255,8 +291,8 @@ async fn rotate(
             let grant = crate::metrics::Grant {
                 grant: "refresh_token",
             };
-            ctx.shared.metrics.tokens_issued.get_or_create(&grant).inc();
-            ctx.user = Some(claims.sub.clone());
+            t.metrics.tokens_issued.get_or_create(&grant).inc();
+            *user = Some(claims.sub.clone());
             Ok(minted)
         }
         Err(RotateError::Reused) => {
@@ -276,27 +312,26 @@ async fn rotate(
 
 /// `POST /api/oauth2/logout` with the session's access token.
 pub async fn handle_logout(
-    ctx: &mut RequestCtx,
+    t: &TokenCtx<'_>,
+    user: &mut Option<String>,
     req: Request<Inbound>,
 ) -> Result<Response<Body>, TokenError> {
     require_post(&req)?;
-    let identity = ctx.snapshot.verifier.authenticate(
-        ctx.shared.sessions.deny_list(),
-        req.headers(),
-        ctx.shared.clock.unix(),
-    )?;
-    let until = revoke_until(ctx).max(access_deadline(&ctx.snapshot.config, identity.exp));
-    ctx.shared.sessions.revoke(&identity.sid, until).await?;
+    let identity =
+        t.verifier
+            .authenticate(t.sessions.deny_list(), req.headers(), t.clock.unix())?;
+    let until = revoke_until(t).max(access_deadline(t.config, identity.exp));
+    t.sessions.revoke(&identity.sid, until).await?;
     tracing::info!(target: "audit", event = "logout", user = %identity.user, sid = %identity.sid);
-    ctx.user = Some(identity.user);
+    *user = Some(identity.user);
     let mut response = Response::new(body::empty());
     body::no_store(&mut response);
     Ok(response)
 }
 
-/// The now-based floor of a revocation made while serving `ctx` (see [`revocation_deadline`]).
-fn revoke_until(ctx: &RequestCtx) -> u64 {
-    revocation_deadline(&ctx.snapshot.config, ctx.shared.clock.unix())
+/// The now-based floor of a revocation made now (see [`revocation_deadline`]).
+fn revoke_until(t: &TokenCtx<'_>) -> u64 {
+    revocation_deadline(t.config, t.clock.unix())
 }
 
 /// Until when a session revoked now stays refused at the least: past the expiry of any access
@@ -320,7 +355,7 @@ pub fn access_deadline(config: &crate::config::Config, exp: u64) -> u64 {
 /// Checks method and content type, then reads the (at most 16 KiB) body, which must arrive
 /// within `server.header_read_timeout`: a stalled body must not hold its connection.
 async fn read_body(
-    ctx: &RequestCtx,
+    t: &TokenCtx<'_>,
     req: Request<Inbound>,
 ) -> Result<(BodyKind, bytes::Bytes), TokenError> {
     require_post(&req)?;
@@ -336,7 +371,7 @@ async fn read_body(
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(OAuthError::BodyTooLarge.into());
     }
-    let deadline = ctx.snapshot.config.server.header_read_timeout;
+    let deadline = t.config.server.header_read_timeout;
     let bytes = body::collect_capped(req.into_body(), MAX_BODY, deadline)
         .await
         .map_err(|e| match e {

@@ -8,10 +8,9 @@ use http::{Request, Response, StatusCode};
 use serde_json::json;
 
 use super::grant::{fields, single};
-use super::{access_deadline, read_body, revoke_until, OAuthError, TokenError};
+use super::{access_deadline, read_body, revoke_until, OAuthError, TokenCtx, TokenError};
 use crate::auth;
 use crate::body::{self, Body, Inbound};
-use crate::ctx::RequestCtx;
 use crate::jwt::{self, AccessClaims, RefreshClaims};
 
 /// A token presented to revoke or introspect, verified as one of ours.
@@ -30,12 +29,11 @@ impl Presented {
 }
 
 /// Verifies `token` as a refresh or an access token (in the order the hint suggests).
-fn identify(ctx: &RequestCtx, token: &str, hint: Option<&str>) -> Option<Presented> {
-    let s = &ctx.snapshot;
-    let now = ctx.shared.clock.unix();
-    let as_access = || s.verifier.decode(token, now).ok().map(Presented::Access);
+fn identify(t: &TokenCtx<'_>, token: &str, hint: Option<&str>) -> Option<Presented> {
+    let now = t.clock.unix();
+    let as_access = || t.verifier.decode(token, now).ok().map(Presented::Access);
     let as_refresh = || {
-        jwt::verify::<RefreshClaims>(&s.keys, &s.refresh_rules, token, now)
+        jwt::verify::<RefreshClaims>(t.keys, t.refresh_rules, token, now)
             .ok()
             .map(Presented::Refresh)
     };
@@ -48,10 +46,10 @@ fn identify(ctx: &RequestCtx, token: &str, hint: Option<&str>) -> Option<Present
 
 /// The `token` parameter of a revoke or introspect request.
 async fn token_param(
-    ctx: &RequestCtx,
+    t: &TokenCtx<'_>,
     req: Request<Inbound>,
 ) -> Result<(String, Option<String>), TokenError> {
-    let (kind, bytes) = read_body(ctx, req).await?;
+    let (kind, bytes) = read_body(t, req).await?;
     let fields = fields(kind, &bytes)?;
     let token =
         single(&fields, "token")?
@@ -65,24 +63,25 @@ async fn token_param(
 
 /// `POST /api/oauth2/revoke`.
 pub async fn handle_revoke(
-    ctx: &mut RequestCtx,
+    t: &TokenCtx<'_>,
+    user: &mut Option<String>,
     req: Request<Inbound>,
 ) -> Result<Response<Body>, TokenError> {
-    let (token, hint) = token_param(ctx, req).await?;
+    let (token, hint) = token_param(t, req).await?;
     if token.len() <= auth::MAX_TOKEN_LEN {
-        if let Some(presented) = identify(ctx, &token, hint.as_deref()) {
+        if let Some(presented) = identify(t, &token, hint.as_deref()) {
             let sid = presented.sid().to_owned();
-            let mut until = revoke_until(ctx);
+            let mut until = revoke_until(t);
             if let Presented::Access(c) = &presented {
-                until = until.max(access_deadline(&ctx.snapshot.config, c.exp));
+                until = until.max(access_deadline(t.config, c.exp));
             }
-            ctx.shared.sessions.revoke(&sid, until).await?;
-            let user = match &presented {
+            t.sessions.revoke(&sid, until).await?;
+            let subject = match &presented {
                 Presented::Access(c) => c.sub.clone(),
                 Presented::Refresh(c) => c.sub.clone(),
             };
-            tracing::info!(target: "audit", event = "revoke", user = %user, sid = %sid);
-            ctx.user = Some(user);
+            tracing::info!(target: "audit", event = "revoke", user = %subject, sid = %sid);
+            *user = Some(subject);
         }
     }
     let mut response = Response::new(body::empty());
@@ -92,18 +91,18 @@ pub async fn handle_revoke(
 
 /// `POST /api/oauth2/introspect`, authenticated with the caller's own access token.
 pub async fn handle_introspect(
-    ctx: &mut RequestCtx,
+    t: &TokenCtx<'_>,
+    user: &mut Option<String>,
     req: Request<Inbound>,
 ) -> Result<Response<Body>, TokenError> {
-    let deny = ctx.shared.sessions.deny_list();
+    let deny = t.sessions.deny_list();
     // Any valid access token may introspect: no role is required, so authentication's error
     // (a 401) is the only refusal.
-    let caller =
-        (ctx.snapshot.verifier).authenticate(deny, req.headers(), ctx.shared.clock.unix())?;
-    ctx.user = Some(caller.user);
-    let (token, hint) = token_param(ctx, req).await?;
+    let caller = (t.verifier).authenticate(deny, req.headers(), t.clock.unix())?;
+    *user = Some(caller.user);
+    let (token, hint) = token_param(t, req).await?;
     let presented = (token.len() <= auth::MAX_TOKEN_LEN)
-        .then(|| identify(ctx, &token, hint.as_deref()))
+        .then(|| identify(t, &token, hint.as_deref()))
         .flatten();
     let document = match presented {
         Some(Presented::Access(c)) if !deny.is_denied(&c.sid) => json!({
@@ -111,14 +110,13 @@ pub async fn handle_introspect(
             "sid": c.sid, "token_type": "access_token", "roles": c.roles, "iss": c.iss,
         }),
         Some(Presented::Refresh(c)) => {
-            let live = ctx
-                .shared
+            let live = t
                 .sessions
                 .get(&c.sid)
                 .await?
                 .is_some_and(|s| s.token_id == c.token_id);
             if live {
-                let roles = ctx.snapshot.users.roles(&c.sub).unwrap_or_default();
+                let roles = t.users.roles(&c.sub).unwrap_or_default();
                 json!({
                     "active": true, "sub": c.sub, "aud": c.aud, "exp": c.exp, "iat": c.iat,
                     "sid": c.sid, "token_type": "refresh_token", "roles": roles, "iss": c.iss,
