@@ -15,6 +15,7 @@ mod deploy;
 mod front_door;
 mod grpc;
 mod keys;
+mod layering;
 mod lifecycle;
 mod limits;
 mod logins;
