@@ -14,7 +14,7 @@ use crate::reject::Rejection;
 use crate::state::Shared;
 
 /// `docs/openapi.json`, served as is at `/openapi.json`.
-pub const OPENAPI: &str = include_str!("../docs/openapi.json");
+pub(crate) const OPENAPI: &str = include_str!("../docs/openapi.json");
 
 /// Serves one admin request (the accept loop is `server::serve_admin`'s).
 pub(crate) async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {

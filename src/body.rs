@@ -16,21 +16,21 @@ use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
 
 /// Every response body: either one of ours (full) or an upstream's, streamed.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
-pub fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed()
 }
 
-pub fn empty() -> Body {
+pub(crate) fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
 /// A JSON answer of ours: `status`, `Content-Type: application/json` and the document. Every
 /// JSON response the gateway and the admin listener write is made here.
-pub fn json(status: StatusCode, document: impl Into<Bytes>) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, document: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(full(document));
     *response.status_mut() = status;
     (response.headers_mut()).insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -39,7 +39,7 @@ pub fn json(status: StatusCode, document: impl Into<Bytes>) -> Response<Body> {
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1), for every answer that
 /// carries a token or a token's state.
-pub fn no_store(response: &mut Response<Body>) {
+pub(crate) fn no_store(response: &mut Response<Body>) {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
@@ -189,7 +189,7 @@ impl http_body::Body for Holding {
 
 /// `body`, keeping `request` open until it has been sent; the rest of `request` is then read
 /// and discarded (bounded) instead of being reset.
-pub fn holding(body: Body, request: Inbound) -> Body {
+pub(crate) fn holding(body: Body, request: Inbound) -> Body {
     Holding {
         inner: body,
         request: Some(request),
@@ -198,7 +198,7 @@ pub fn holding(body: Body, request: Inbound) -> Body {
 }
 
 /// Reads a whole request body of at most `limit` bytes within `deadline`.
-pub async fn collect_capped<B>(
+pub(crate) async fn collect_capped<B>(
     body: B,
     limit: usize,
     deadline: Duration,
@@ -216,7 +216,7 @@ where
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CollectError {
+pub(crate) enum CollectError {
     #[error("request body too large")]
     TooLarge,
     #[error("request body could not be read")]

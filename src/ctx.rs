@@ -19,7 +19,7 @@ use crate::token::TokenCtx;
 /// reload happens meanwhile. What the phases learn for the access log goes to an
 /// [`AccessRecord`] beside it.
 #[derive(Debug)]
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     pub request_id: HeaderValue,
     /// The TCP peer.
     pub peer: SocketAddr,
@@ -40,7 +40,7 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     /// The parts the token endpoints use, lent for this request.
-    pub fn tokens(&self) -> TokenCtx<'_> {
+    pub(crate) fn tokens(&self) -> TokenCtx<'_> {
         let (snapshot, shared) = (&*self.snapshot, &*self.shared);
         TokenCtx {
             config: &snapshot.config,
@@ -65,7 +65,7 @@ impl RequestCtx {
 
 /// What the access log says of one request, filled in by the phases as they learn it.
 #[derive(Debug, Default)]
-pub struct AccessRecord {
+pub(crate) struct AccessRecord {
     /// The route's name, once one matched.
     pub route: Option<String>,
     /// Whom the request was for: the token's user, or the user a token endpoint served.
@@ -77,7 +77,7 @@ pub struct AccessRecord {
 
 /// State one connection shares with the requests it carries.
 #[derive(Debug, Default)]
-pub struct ConnState {
+pub(crate) struct ConnState {
     /// A response went out before its request's body was read: the connection must linger
     /// (read and discard) before closing, or the client's unread writes make the kernel reset
     /// it and the client never reads the response.
@@ -91,16 +91,16 @@ pub struct ConnState {
 }
 
 impl ConnState {
-    pub fn set_linger(&self) {
+    pub(crate) fn set_linger(&self) {
         self.linger.store(true, Ordering::Relaxed);
     }
 
-    pub fn lingers(&self) -> bool {
+    pub(crate) fn lingers(&self) -> bool {
         self.linger.load(Ordering::Relaxed)
     }
 
     /// Hands a running tunnel to the connection.
-    pub fn adopt(&self, tunnel: JoinHandle<()>) {
+    pub(crate) fn adopt(&self, tunnel: JoinHandle<()>) {
         self.tunnels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -108,7 +108,7 @@ impl ConnState {
     }
 
     /// The tunnels adopted so far.
-    pub fn take_tunnels(&self) -> Vec<JoinHandle<()>> {
+    pub(crate) fn take_tunnels(&self) -> Vec<JoinHandle<()>> {
         std::mem::take(&mut *self.tunnels.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }

@@ -18,7 +18,7 @@ use crate::body::{self, Body};
 use crate::init::{self, Layout};
 use crate::server::signal::Signals;
 
-pub fn run(port: u16) -> anyhow::Result<()> {
+pub(crate) fn run(port: u16) -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     crate::run::runtime()?.block_on(async {
         let upstream = TcpListener::bind("127.0.0.1:0")
@@ -114,7 +114,7 @@ Press Ctrl-C to stop; the temporary folder is removed.
 }
 
 /// A tiny upstream that answers every request with what it received, as JSON.
-pub async fn echo_upstream(listener: TcpListener) {
+pub(crate) async fn echo_upstream(listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

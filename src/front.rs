@@ -20,7 +20,7 @@ use crate::route::RouteError;
 
 /// What the front door learnt about a request.
 #[derive(Clone, Debug)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     /// The canonical host; `None` for an HTTP/1.0 request without one.
     pub host: Option<Host>,
     /// The client's address: the TCP peer, or the right-most untrusted `X-Forwarded-For` entry
@@ -31,7 +31,7 @@ pub struct Admitted {
 }
 
 /// Makes `req` canonical in place; see the module doc.
-pub fn admit<B>(
+pub(crate) fn admit<B>(
     req: &mut Request<B>,
     peer: IpAddr,
     trusted_proxies: &[ipnet::IpNet],

@@ -34,7 +34,7 @@ use crate::token;
 
 /// What the connection knows about its client.
 #[derive(Clone, Debug)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     /// `"https"` or `"http"`.
     pub scheme: &'static str,
@@ -42,7 +42,11 @@ pub struct ConnInfo {
 }
 
 /// Serves one request. Never fails.
-pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let (parts, incoming) = req.into_parts();
     let inbound = Inbound::new(incoming);
     let mut req = Request::from_parts(parts, inbound.clone());

@@ -43,30 +43,30 @@
 //! authenticate (bearer, cached or checked signature and claims, deny list) → authorize (roles) → rewrite the
 //! upstream request → forward → rewrite the response → access log.
 
-pub mod admin;
+mod admin;
 pub mod auth;
-pub mod body;
+mod body;
 pub mod canonical;
 pub mod certs;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod ctx;
-pub mod demo;
-pub mod front;
-pub mod gateway;
+mod ctx;
+mod demo;
+mod front;
+mod gateway;
 pub mod init;
 pub mod jwt;
 pub mod keygen;
 pub mod login;
 pub mod metrics;
 pub mod proxy;
-pub mod reject;
+mod reject;
 pub mod reload;
-pub mod route;
+mod route;
 pub mod run;
 pub mod server;
 pub mod session;
 pub mod state;
-pub mod telemetry;
+mod telemetry;
 pub mod token;

@@ -25,7 +25,7 @@ const REALM: &str = "Bearer realm=\"portcullis\"";
 
 /// A response the gateway generates, with what the access log should say about it.
 #[derive(Clone, Debug)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     pub status: StatusCode,
     /// What a gRPC client is told instead (`grpc-status`).
     pub grpc: Grpc,
@@ -46,7 +46,7 @@ pub struct Rejection {
 
 /// The `WWW-Authenticate` challenges of SPEC §2.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     /// No credentials: `Bearer realm="portcullis"`.
     Bare,
     /// `error="invalid_token"` with this description.
@@ -55,7 +55,7 @@ pub enum Challenge {
 }
 
 impl Challenge {
-    pub fn header_value(self) -> String {
+    pub(crate) fn header_value(self) -> String {
         match self {
             Self::Bare => REALM.to_owned(),
             Self::InvalidToken(description) => {
@@ -70,7 +70,7 @@ impl Challenge {
 /// mapping to gRPC (`http-grpc-status-mapping.md`) or the meaning of the row puts it.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 #[repr(u16)]
-pub enum Grpc {
+pub(crate) enum Grpc {
     InvalidArgument = 3,
     DeadlineExceeded = 4,
     PermissionDenied = 7,
@@ -108,7 +108,7 @@ impl Rejection {
         }
     }
 
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
         Self {
             allow: Some(allow),
             ..Self::new(
@@ -121,7 +121,7 @@ impl Rejection {
     }
 
     /// A failure that is our fault (a panicked blocking task, a key that cannot sign).
-    pub fn internal(cause: impl Display) -> Self {
+    pub(crate) fn internal(cause: impl Display) -> Self {
         Self {
             cause: Some(cause.to_string().into()),
             ..Self::new(
@@ -134,7 +134,7 @@ impl Rejection {
     }
 
     /// `404 not_found` for a resource that is not there (the admin listener's unknown session).
-    pub fn not_found(description: &'static str) -> Self {
+    pub(crate) fn not_found(description: &'static str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             Grpc::Unimplemented,
@@ -145,7 +145,7 @@ impl Rejection {
 
     /// `403 forbidden` from the admin listener, for a `Host` that is not its own (DNS
     /// rebinding).
-    pub fn foreign_host() -> Self {
+    pub(crate) fn foreign_host() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             Grpc::PermissionDenied,
@@ -154,7 +154,7 @@ impl Rejection {
         )
     }
 
-    pub fn into_response(self) -> Response<Body> {
+    pub(crate) fn into_response(self) -> Response<Body> {
         let json = serde_json::to_vec(&ErrorBody {
             error: self.error,
             error_description: &self.description,
@@ -187,7 +187,7 @@ impl Rejection {
     /// The rejection as a gRPC "trailers-only" response: HTTP 200 with `grpc-status` and
     /// `grpc-message`, as gRPC clients expect (and as Envoy answers gRPC requests). The status
     /// is the row's `grpc`; the `WWW-Authenticate` challenge is kept.
-    pub fn into_grpc_response(self) -> Response<Body> {
+    pub(crate) fn into_grpc_response(self) -> Response<Body> {
         let code = self.grpc as u16;
         let mut response = Response::new(body::empty());
         let headers = response.headers_mut();

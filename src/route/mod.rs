@@ -55,7 +55,7 @@ impl<T> Router<T> {
 }
 
 /// Whether `prefix` matches `path` on whole segments (ignoring ASCII case if asked).
-pub fn prefix_matches(prefix: &str, path: &str, case_insensitive: bool) -> bool {
+pub(crate) fn prefix_matches(prefix: &str, path: &str, case_insensitive: bool) -> bool {
     let Some(head) = path.as_bytes().get(..prefix.len()) else {
         return false;
     };
