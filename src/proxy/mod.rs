@@ -207,3 +207,155 @@ pub async fn forward(
         tunnel,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use http::HeaderMap;
+    use http_body_util::Empty;
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::config::Config;
+
+    /// One route to `upstream`, from the configuration a user would write.
+    fn route(upstream: std::net::SocketAddr) -> RouteConfig {
+        let text = format!(
+            "[[routes]]\nname = \"api\"\npath_prefix = \"/api\"\nstrip_prefix = true\n\
+             upstreams = [\"http://{upstream}/base\"]\n"
+        );
+        let config = Config::parse(&text, Path::new("/x/portcullis.toml")).unwrap();
+        config.routes.into_iter().next().unwrap()
+    }
+
+    /// An upstream on 127.0.0.1 that answers 200 and keeps the head of what it received.
+    async fn upstream() -> (std::net::SocketAddr, Arc<Mutex<Vec<(Uri, HeaderMap)>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let log = log.clone();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    log.lock()
+                        .unwrap()
+                        .push((req.uri().clone(), req.headers().clone()));
+                    async { Ok::<_, Infallible>(Response::new(Empty::<bytes::Bytes>::new())) }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service),
+                );
+            }
+        });
+        (addr, seen)
+    }
+
+    /// `forward`, with every argument built here (no snapshot, no gateway), on a request that
+    /// a real client sent to a real connection: a spoofed identity header and a spoofed
+    /// `X-Forwarded-For` from an untrusted peer.
+    #[tokio::test]
+    async fn forward_sends_the_identity_and_the_hop_and_reports_the_upstream() {
+        let (upstream_addr, seen) = upstream().await;
+        let route = Arc::new(route(upstream_addr));
+        let upstream = Arc::new(Upstream::new(&route).unwrap());
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let used = Arc::new(Mutex::new(None));
+        let reported = used.clone();
+        tokio::spawn(async move {
+            let (tcp, peer) = front.accept().await.unwrap();
+            let service = service_fn(move |req: Request<Incoming>| {
+                let (route, upstream, used) = (route.clone(), upstream.clone(), used.clone());
+                async move {
+                    let (parts, incoming) = req.into_parts();
+                    let req = Request::from_parts(parts, Inbound::new(incoming));
+                    let request_id = HeaderValue::from_static("req-1");
+                    let host = HeaderValue::from_static("api.example");
+                    let hop = Hop {
+                        peer: peer.ip(),
+                        trusted_peer: false,
+                        scheme: "https",
+                        host: Some(&host),
+                        request_id: &request_id,
+                        now: 1_000,
+                    };
+                    let identity = Identity {
+                        user: "alice".to_owned(),
+                        roles: vec!["admin".to_owned(), "user".to_owned()],
+                        sid: "s-1".to_owned(),
+                        exp: 1_060,
+                    };
+                    let mut upstream_used = None;
+                    let forwarded = forward(
+                        &hop,
+                        &route,
+                        &upstream,
+                        Some(&identity),
+                        req,
+                        &mut upstream_used,
+                    )
+                    .await
+                    .unwrap();
+                    *used.lock().unwrap() = upstream_used;
+                    Ok::<_, Infallible>(forwarded.response)
+                }
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await
+                .unwrap();
+        });
+
+        let tcp = TcpStream::connect(front_addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let request = Request::get("/api/items?q=1")
+            .header("host", "api.example")
+            .header("x-auth-user", "mallory")
+            .header("x_auth_roles", "admin")
+            .header("x-forwarded-for", "203.0.113.9")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = send.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+
+        let seen = seen.lock().unwrap();
+        let (uri, headers) = &seen[0];
+        assert_eq!(uri.path_and_query().unwrap().as_str(), "/base/items?q=1");
+        let all = |name: &str| -> Vec<&str> {
+            (headers.get_all(name).iter())
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert_eq!(all("x-auth-user"), ["alice"]);
+        assert_eq!(all("x-auth-roles"), ["admin,user"]);
+        assert_eq!(all("x-auth-session"), ["s-1"]);
+        assert!(all("x_auth_roles").is_empty());
+        assert_eq!(
+            all("x-forwarded-for"),
+            ["127.0.0.1"],
+            "an untrusted peer's XFF is dropped"
+        );
+        assert_eq!(all("x-forwarded-proto"), ["https"]);
+        assert_eq!(all("x-forwarded-host"), ["api.example"]);
+        assert_eq!(all("x-request-id"), ["req-1"]);
+        drop(seen);
+        // The client learns how long its token has left, from `hop.now`.
+        assert_eq!(response.headers()["x-token-expires-in"], "60");
+        assert_eq!(response.headers()["x-request-id"], "req-1");
+        assert_eq!(
+            reported.lock().unwrap().as_deref(),
+            Some(upstream_addr.to_string().as_str())
+        );
+    }
+}
