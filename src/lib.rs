@@ -6,42 +6,52 @@
 //!
 //! # Layout
 //!
-//! - `clock`: the one wall clock (adjustable in tests).
-//! - `certs`: the crypto provider, certificate and key loading, and the certificate resolver a
-//!   reload feeds.
-//! - `config`: the TOML file → a validated `Config` (every problem reported with its key).
-//! - `state`: `Shared` (process lifetime: sessions, certificate resolver) and `Snapshot` (one
-//!   configuration generation: routes, users, keys), swapped atomically on reload.
-//! - `server`: one accept loop for the gateway and admin listeners, per-connection TLS and
-//!   HTTP/1.1 or HTTP/2 (by ALPN), head and idle deadlines, lingering close, signals.
-//! - `canonical`: the one canonical form of a path and a host.
-//! - `front`: the front door: each request made canonical once (path, host, client address).
-//! - `gateway`: the infallible service that runs the request phases.
-//! - `reject`: every gateway-made error response, mapped in one table.
-//! - `route`: host + longest-prefix matching on the canonical path and host.
-//! - `jwt`: the token format shared by minting and checking: key sets and `kid`s, claims,
-//!   verification.
-//! - `auth`: bearer parsing, the `Verifier` (verification and the verified-token cache),
-//!   revocation check, roles.
-//! - `token`: the token, logout, revocation and introspection endpoints, discovery; minting.
+//! Bottom up; a module imports only modules listed above it (CONTRIBUTING.md, checked by
+//! `tests/it/layering.rs`).
+//!
+//! Values and formats:
+//! - `clock`: the one wall clock (adjustable in tests). `body`: body types, the one JSON
+//!   answer and `no_store`. `canonical`: the one canonical form of a path and a host.
+//!   `keygen`: key and certificate generation.
+//! - `config`: the TOML file → a validated `Config` (every problem reported with its key), the
+//!   table of defaults, the `Endpoint` list.
+//! - `telemetry`: logging. `certs`: the crypto provider, certificate loading and the resolver
+//!   a reload feeds. `jwt`: the token format shared by minting and checking (key sets and
+//!   `kid`s, claims, verification against a given time). `metrics`: the registry.
+//!
+//! Stores and stages, each taking narrow arguments and returning an error of its own:
 //! - `session`: the session stores (in-memory, embedded redb, Redis with revocation fan-out:
-//!   rotation, reuse detection, revocation) and the local deny list.
-//! - `login`: users, argon2id password verification on a bounded pool, throttling.
-//! - `proxy`: forwarding with streamed bodies, header rewriting, upstream errors.
-//! - `admin`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and session administration
-//!   on the admin listener;
-//!   `metrics`: the registry.
-//! - `run`: the process lifecycle for `serve`, `demo` and the test fixture: runtime, binding
-//!   the listeners once (`state::ListenerSettings`), signals, the reload loop, the drain.
-//! - `keygen`, `init`, `demo`, `cli`: key generation and the command line (`portcullis bench`,
-//!   the load harness, is the binary's: `src/main.rs`, `src/bench/`).
+//!   rotation, reuse detection, revocation) and the local deny list. `login`: users, argon2id
+//!   password verification on a bounded pool, throttling.
+//! - `auth`: bearer parsing, the `Verifier` (verification and the verified-token cache),
+//!   revocation check, roles. `route`: host + longest-prefix matching.
+//! - `proxy`: forwarding for one `Hop`, with streamed bodies, header rewriting, upgrades and
+//!   upstream errors. `token`: the token, logout, revocation and introspection endpoints and
+//!   discovery, on a `TokenCtx` of parts; minting.
+//! - `front`: the front door: each request made canonical once (path, host, client address).
+//!
+//! Composition:
+//! - `state`: `Shared` (process lifetime: sessions, throttle, metrics, clock, certificate
+//!   resolver, the `ListenerSettings` bound at start) and `Snapshot` (one configuration
+//!   generation: routes, users, keys, verifier), swapped atomically on reload. `reject`: every
+//!   error enum to one response table (HTTP and gRPC). `ctx`: the read-only `RequestCtx`, the
+//!   `AccessRecord` the phases fill in, and `ConnState`.
+//!
+//! Services: `gateway`, the infallible service that runs the request phases; `admin`, the
+//! admin listener's.
+//!
+//! Process: `server` (one accept loop for both listeners, TLS and HTTP/1.1 or HTTP/2 by ALPN,
+//! head and idle deadlines, lingering close, signals), `reload`, `init`, `run` (the lifecycle
+//! for `serve`, `demo` and the test fixture: runtime, bind, signals, reload loop, drain),
+//! `demo`, `cli`. The load harness behind `portcullis bench` belongs to the binary
+//! (`src/main.rs`, `src/bench/`), not to this library.
 //!
 //! # Request lifecycle
 //!
 //! request id → front door (canonical path and host, client address) → the gateway's own
 //! endpoint (token, logout, ...), else route match →
-//! authenticate (bearer, cached or checked signature and claims, deny list) → authorize (roles) → rewrite the
-//! upstream request → forward → rewrite the response → access log.
+//! authenticate (bearer, cached or checked signature and claims, deny list) → authorize
+//! (roles) → rewrite the upstream request → forward → rewrite the response → access log.
 
 mod admin;
 pub mod auth;
