@@ -10,6 +10,7 @@
 use dashmap::DashMap;
 
 use super::Identity;
+use crate::jwt;
 
 #[derive(Debug)]
 pub(super) struct TokenCache {
@@ -40,10 +41,8 @@ impl TokenCache {
             return None;
         }
         let entry = self.entries.get(token)?;
-        // The same tests as the full verification: expired once `exp < now - leeway`, not yet
-        // valid while `nbf > now + leeway`.
-        let live = entry.identity.exp.saturating_add(self.leeway) >= now
-            && entry.nbf <= now.saturating_add(self.leeway);
+        // The same time check as the full verification.
+        let live = jwt::in_time(entry.identity.exp, entry.nbf, self.leeway, now).is_ok();
         live.then(|| entry.identity.clone())
     }
 
@@ -64,7 +63,7 @@ impl TokenCache {
     /// Drops the entries of tokens expired at `now`.
     pub(super) fn purge(&self, now: u64) {
         self.entries
-            .retain(|_, e| e.identity.exp.saturating_add(self.leeway) >= now);
+            .retain(|_, e| jwt::in_time(e.identity.exp, 0, self.leeway, now).is_ok());
     }
 
     pub(super) fn len(&self) -> usize {

@@ -13,4 +13,4 @@ mod verify;
 pub use claims::{AccessClaims, RefreshClaims, Registered, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 pub use error::JwtError;
 pub use keys::{kid_of, KeyError, KeyName, KeyParams, KeyRole, KeySet, PublicKey, SignError};
-pub use verify::{verify, Rules};
+pub use verify::{in_time, verify, Rules};

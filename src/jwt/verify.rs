@@ -53,18 +53,26 @@ impl Rules {
     /// expired once `exp < now - leeway`, not yet valid while `nbf > now + leeway`, then the
     /// issuer and the audience. An expired token of the wrong audience is reported expired.
     fn check(&self, claims: &impl Registered, now: u64) -> Result<(), JwtError> {
-        if claims.exp() < now.saturating_sub(self.leeway) {
-            return Err(JwtError::Expired);
-        }
-        if claims.nbf() > now.saturating_add(self.leeway) {
-            return Err(JwtError::NotYetValid);
-        }
+        in_time(claims.exp(), claims.nbf(), self.leeway, now)?;
         if claims.iss() != self.issuer {
             return Err(JwtError::Issuer);
         }
         if claims.aud() != self.audience {
             return Err(JwtError::Audience);
         }
+        Ok(())
+    }
+}
+
+/// Whether a token valid from `nbf` to `exp` is valid at `now` (Unix seconds, `leeway` seconds
+/// either way): expired once `exp < now - leeway`, not yet valid while `nbf > now + leeway`.
+/// The one time check, for a full verification and for a token verified before.
+pub fn in_time(exp: u64, nbf: u64, leeway: u64, now: u64) -> Result<(), JwtError> {
+    if exp < now.saturating_sub(leeway) {
+        Err(JwtError::Expired)
+    } else if nbf > now.saturating_add(leeway) {
+        Err(JwtError::NotYetValid)
+    } else {
         Ok(())
     }
 }
