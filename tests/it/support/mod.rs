@@ -258,8 +258,6 @@ pub(crate) async fn gateway(options: Options) -> (upstream::MockUpstream, TestGa
     (upstream, gw)
 }
 
-/// Writes the key material and `portcullis.toml` for `options` into `dir`; returns the config
-/// file's path.
 /// Presents `refresh_token` `n` times at once, spread round-robin over `gateways`; the statuses.
 pub(crate) async fn refresh_concurrently(
     gateways: &[Arc<TestGateway>],
@@ -280,6 +278,8 @@ pub(crate) async fn refresh_concurrently(
     statuses
 }
 
+/// Writes the key material and `portcullis.toml` for `options` into `dir`; returns the config
+/// file's path.
 pub(crate) fn write_config(dir: &Path, upstream: SocketAddr, options: &Options) -> PathBuf {
     let m = material();
     std::fs::write(dir.join("gateway.crt"), &m.cert_pem).unwrap();
