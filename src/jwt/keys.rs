@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa;
 use aws_lc_rs::signature::{
-    EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair as _, RsaEncoding,
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+    EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair as _, ParsedPublicKey,
+    RsaEncoding, VerificationAlgorithm, ECDSA_P256_SHA256_FIXED_SIGNING,
+    ECDSA_P384_SHA384_FIXED_SIGNING,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -27,7 +28,8 @@ pub struct KeySet {
     signing_kid: String,
     /// `base64url({"alg":…,"kid":…,"typ":"JWT"})`, the same for every token of this key.
     header_b64: String,
-    verifying: HashMap<String, DecodingKey>,
+    /// Each verification key parsed once, into the form aws-lc verifies with.
+    verifying: HashMap<String, ParsedPublicKey>,
     public: Vec<PublicKey>,
 }
 
@@ -149,7 +151,7 @@ impl KeySet {
             verifying: HashMap::new(),
             public: Vec::new(),
         };
-        set.add(public, decoding);
+        set.add(public, parsed(algorithm, &signing_name, &decoding)?);
         for key in verify {
             let (name, pem) = key?;
             let (public, decoding) = if pem.tag() == "PUBLIC KEY" {
@@ -158,12 +160,12 @@ impl KeySet {
                 let (_, public, decoding) = private_key(&name, &pem, family, algorithm)?;
                 (public, decoding)
             };
-            set.add(public, decoding);
+            set.add(public, parsed(algorithm, &name, &decoding)?);
         }
         Ok(set)
     }
 
-    fn add(&mut self, public: PublicKey, decoding: DecodingKey) {
+    fn add(&mut self, public: PublicKey, decoding: ParsedPublicKey) {
         if self
             .verifying
             .insert(public.kid.clone(), decoding)
@@ -192,7 +194,7 @@ impl KeySet {
     }
 
     /// The verification key for `kid`, if it is one of ours.
-    pub fn verifying(&self, kid: &str) -> Option<&DecodingKey> {
+    pub fn verifying(&self, kid: &str) -> Option<&ParsedPublicKey> {
         self.verifying.get(kid)
     }
 
@@ -245,6 +247,26 @@ impl std::fmt::Debug for Signer {
 pub struct SignError;
 
 /// The RSA padding and digest of an RS* or PS* algorithm.
+/// A verification key of `algorithm`, parsed once from `bytes` (a DER SubjectPublicKeyInfo, an
+/// uncompressed EC point or a raw Ed25519 key), so that no verification parses it again.
+fn parsed(algorithm: Algorithm, name: &KeyName, bytes: &[u8]) -> Result<ParsedPublicKey, KeyError> {
+    use aws_lc_rs::signature as s;
+    let verification: &'static dyn VerificationAlgorithm = match algorithm {
+        Algorithm::RS256 => &s::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &s::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &s::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &s::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &s::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &s::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &s::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &s::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &s::ED25519,
+        // HMAC (no public key) and whatever jsonwebtoken adds later.
+        _ => return Err(KeyError::UnsupportedAlgorithm(algorithm)),
+    };
+    ParsedPublicKey::new(verification, bytes).map_err(|_| KeyError::Parse(name.clone()))
+}
+
 fn rsa_encoding(algorithm: Algorithm) -> &'static dyn RsaEncoding {
     use aws_lc_rs::signature as s;
     match algorithm {
@@ -280,7 +302,7 @@ fn private_key(
     pem: &pem::Pem,
     family: Family,
     algorithm: Algorithm,
-) -> Result<(Signer, PublicKey, DecodingKey), KeyError> {
+) -> Result<(Signer, PublicKey, Vec<u8>), KeyError> {
     let wrong = || KeyError::WrongType(name.clone(), family.name());
     let der = pem.contents();
     match family {
@@ -321,7 +343,7 @@ fn private_key(
                     x: b64(raw),
                 },
             };
-            let decoding = DecodingKey::from_ed_der(raw);
+            let decoding = raw.to_vec();
             Ok((Signer::Ed(pair), public, decoding))
         }
     }
@@ -332,7 +354,7 @@ fn public_key(
     name: &KeyName,
     pem: &pem::Pem,
     family: Family,
-) -> Result<(PublicKey, DecodingKey), KeyError> {
+) -> Result<(PublicKey, Vec<u8>), KeyError> {
     let wrong = || KeyError::WrongType(name.clone(), family.name());
     let text = pem::encode(pem);
     match family {
@@ -358,12 +380,12 @@ fn public_key(
                     x: b64(raw),
                 },
             };
-            Ok((public, DecodingKey::from_ed_der(raw)))
+            Ok((public, raw.to_vec()))
         }
     }
 }
 
-fn rsa_public(name: &KeyName, key: &rsa::PublicKey) -> Result<(PublicKey, DecodingKey), KeyError> {
+fn rsa_public(name: &KeyName, key: &rsa::PublicKey) -> Result<(PublicKey, Vec<u8>), KeyError> {
     if key.modulus_len() < 256 {
         return Err(KeyError::WrongType(name.clone(), Family::Rsa.name()));
     }
@@ -377,7 +399,7 @@ fn rsa_public(name: &KeyName, key: &rsa::PublicKey) -> Result<(PublicKey, Decodi
             e: b64(e),
         },
     };
-    Ok((public, DecodingKey::from_rsa_raw_components(n, e)))
+    Ok((public, spki.as_ref().to_vec()))
 }
 
 /// `point` is the uncompressed SEC1 point `04 || x || y` with coordinates of `len` bytes.
@@ -387,7 +409,7 @@ fn ec_public(
     point: &[u8],
     crv: &'static str,
     len: usize,
-) -> Result<(PublicKey, DecodingKey), KeyError> {
+) -> Result<(PublicKey, Vec<u8>), KeyError> {
     if point.len() != 1 + 2 * len || point[0] != 0x04 {
         return Err(KeyError::Parse(name.clone()));
     }
@@ -399,7 +421,7 @@ fn ec_public(
             y: b64(&point[1 + len..]),
         },
     };
-    Ok((public, DecodingKey::from_ec_der(point)))
+    Ok((public, point.to_vec()))
 }
 
 /// Why a key could not be used.
