@@ -173,8 +173,18 @@ fn admin_base_url(path: &Path) -> anyhow::Result<String> {
     Ok(format!("http://{admin}"))
 }
 
-/// Sends `method url` to an admin listener; the status and body, within 5 s.
-fn admin_request(method: http::Method, url: &str) -> anyhow::Result<(http::StatusCode, Vec<u8>)> {
+/// How long `portcullis healthcheck` waits for `/readyz`: less than the Dockerfile's
+/// `HEALTHCHECK --timeout=3s`, so the check reports its own failure.
+const HEALTHCHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long `portcullis sessions` waits for the admin listener.
+const ADMIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends `method url` to an admin listener; the status and body, within `wait`.
+fn admin_request(
+    method: http::Method,
+    url: &str,
+    wait: std::time::Duration,
+) -> anyhow::Result<(http::StatusCode, Vec<u8>)> {
     use http_body_util::{BodyExt, Empty};
     let uri: http::Uri = url
         .parse()
@@ -187,7 +197,7 @@ fn admin_request(method: http::Method, url: &str) -> anyhow::Result<(http::Statu
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<Empty<bytes::Bytes>>();
-        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        tokio::time::timeout(wait, async {
             let response = client
                 .request(request)
                 .await
@@ -197,7 +207,7 @@ fn admin_request(method: http::Method, url: &str) -> anyhow::Result<(http::Statu
             Ok((status, body.to_vec()))
         })
         .await
-        .with_context(|| format!("{url}: no answer within 5 s"))?
+        .with_context(|| format!("{url}: no answer within {} s", wait.as_secs()))?
     })
 }
 
@@ -206,7 +216,7 @@ fn healthcheck(path: &Path, url: Option<String>) -> anyhow::Result<()> {
         Some(url) => url,
         None => format!("{}/readyz", admin_base_url(path)?),
     };
-    let (status, _) = admin_request(http::Method::GET, &url)?;
+    let (status, _) = admin_request(http::Method::GET, &url, HEALTHCHECK_WAIT)?;
     anyhow::ensure!(status == 200, "{url}: {status}");
     println!("{url}: ok");
     Ok(())
@@ -233,7 +243,7 @@ fn sessions(command: &SessionsCommand) -> anyhow::Result<()> {
             (http::Method::DELETE, admin.base_url()? + &path, true)
         }
     };
-    let (status, body) = admin_request(method, &url)?;
+    let (status, body) = admin_request(method, &url, ADMIN_WAIT)?;
     let text = String::from_utf8_lossy(&body);
     anyhow::ensure!(status.is_success(), "{url}: {status}: {text}");
     if json {
