@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Gateway(portcullis::cli::Command),
-    /// Load-test a gateway: virtual users log in, call a path, refresh on 401 (SPEC §6).
+    /// Load-test a gateway: virtual users log in, call a path, refresh on 401.
     Bench(bench::BenchArgs),
 }
 

@@ -228,3 +228,57 @@ fn demo_walkthrough_works_when_pasted() {
         "login and refresh: {text}"
     );
 }
+
+/// A gateway that accepts the connection and never answers is unhealthy within the 2 s
+/// `healthcheck --help` promises, inside the Dockerfile's 3 s `HEALTHCHECK --timeout`.
+#[test]
+fn healthcheck_gives_up_on_a_silent_listener_within_two_seconds() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/readyz", listener.local_addr().unwrap());
+    // Accepted by the kernel backlog; nobody ever reads or answers.
+    let start = Instant::now();
+    let out = portcullis()
+        .args(["healthcheck", "--url", &url])
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_millis(2900),
+        "gave up after {took:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no answer within 2 s"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(listener);
+}
+
+/// The help texts and the starter configuration speak to users, who do not have the
+/// project's SPEC.md.
+#[test]
+fn help_texts_cite_no_internal_document() {
+    let commands = [
+        "",
+        "serve",
+        "demo",
+        "init",
+        "check",
+        "hash-password",
+        "healthcheck",
+        "sessions",
+        "bench",
+    ];
+    for command in commands {
+        let args: Vec<&str> = command.split_whitespace().chain(["--help"]).collect();
+        let out = portcullis().args(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}");
+        assert!(!text.contains("SPEC"), "{args:?}: {text}");
+    }
+    let dir = TempDir::new();
+    assert!(init(dir.path(), &[]).status.success());
+    let starter = std::fs::read_to_string(dir.path().join("config/portcullis.toml")).unwrap();
+    assert!(!starter.contains("SPEC"), "{starter}");
+}
