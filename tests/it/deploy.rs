@@ -69,3 +69,18 @@ fn the_compose_configs_pass_check_with_the_files_init_writes() {
         );
     }
 }
+
+/// The image's runtime stage has the CA roots that `https://` upstreams and `rediss://` stores
+/// with a public CA verify against (the gateway reads the system roots).
+#[test]
+fn the_runtime_image_has_ca_certificates() {
+    let dockerfile = repo("Dockerfile");
+    let runtime = dockerfile
+        .rsplit_once("\nFROM ")
+        .map(|(_, stage)| stage)
+        .expect("a multi-stage Dockerfile");
+    assert!(
+        runtime.contains("apt-get install -y --no-install-recommends ca-certificates"),
+        "{runtime}"
+    );
+}
