@@ -98,6 +98,7 @@ pub async fn serve(
     }
     let scheme = if shared.listener.tls { "https" } else { "http" };
     tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
         listen = %format!("{scheme}://{listen}"),
         admin = %admin,
         users = snapshot.users.len(),

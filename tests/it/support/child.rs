@@ -34,14 +34,20 @@ impl ChildGateway {
                 if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
                     if json["message"] == "portcullis ready" {
                         let field = |f: &str| json[f].as_str().unwrap_or_default().to_owned();
-                        let _ = tx.send((field("listen"), field("admin")));
+                        let _ = tx.send((field("listen"), field("admin"), field("version")));
                     }
                 }
             }
         });
-        let (listen, admin) = rx
+        let (listen, admin, version) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the gateway starts");
+        // The start-up line says which build is running.
+        assert_eq!(
+            version,
+            env!("CARGO_PKG_VERSION"),
+            "the ready line's version"
+        );
         let port_of = |addr: &str| addr.rsplit(':').next().unwrap().parse().unwrap();
         Self {
             child,
