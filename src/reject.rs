@@ -371,12 +371,7 @@ impl From<ProxyError> for Rejection {
 impl From<RouteError> for Rejection {
     fn from(e: RouteError) -> Self {
         match e {
-            RouteError::NotFound => Rejection::new(
-                StatusCode::NOT_FOUND,
-                Grpc::Unimplemented,
-                "not_found",
-                "No route matches this request",
-            ),
+            RouteError::NotFound => Rejection::not_found("No route matches this request"),
             RouteError::BadPath => Rejection {
                 close: true,
                 ..Rejection::new(
