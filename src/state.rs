@@ -93,10 +93,10 @@ impl Snapshot {
             return Err(ConfigErrors(issues));
         };
         let keys = Arc::new(keys);
-        let access_rules = Rules::new(keys.algorithm, ACCESS_AUDIENCE, &t.issuer, t.leeway);
+        let access_rules = Rules::new(ACCESS_AUDIENCE, &t.issuer, t.leeway);
         Ok(Snapshot {
             verifier: Verifier::new(keys.clone(), access_rules, t.verified_cache),
-            refresh_rules: Rules::new(keys.algorithm, REFRESH_AUDIENCE, &t.issuer, t.leeway),
+            refresh_rules: Rules::new(REFRESH_AUDIENCE, &t.issuer, t.leeway),
             jwks: crate::token::discovery::jwks(&keys),
             users: Arc::new(Users::new(&config.users)),
             router,

@@ -57,7 +57,7 @@ fn make_fixture() -> Fixture {
     let loaded = KeySet::load(ALGORITHM, &path, &[]);
     let _ = std::fs::remove_file(&path);
     let keys = loaded.expect("load key");
-    let rules = Rules::new(ALGORITHM, AUDIENCE, ISSUER, LEEWAY);
+    let rules = Rules::new(AUDIENCE, ISSUER, LEEWAY);
     let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("encoding key");
     let kid = keys.signing_kid().to_owned();
 

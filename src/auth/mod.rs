@@ -133,7 +133,7 @@ mod tests {
     fn verifier(capacity: usize) -> (Arc<KeySet>, Verifier) {
         let pem = crate::keygen::signing_key_pem_for(Algorithm::EdDSA).unwrap();
         let keys = Arc::new(KeySet::from_pem(Algorithm::EdDSA, pem.as_bytes(), &[]).unwrap());
-        let rules = Rules::new(Algorithm::EdDSA, ACCESS_AUDIENCE, "portcullis", LEEWAY);
+        let rules = Rules::new(ACCESS_AUDIENCE, "portcullis", LEEWAY);
         (keys.clone(), Verifier::new(keys, rules, capacity))
     }
 

@@ -207,7 +207,7 @@ mod tests {
     }
 
     fn rules(t: &TokensConfig, audience: &str) -> Rules {
-        Rules::new(t.algorithm, audience, &t.issuer, t.leeway)
+        Rules::new(audience, &t.issuer, t.leeway)
     }
 
     #[test]
