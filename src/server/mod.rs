@@ -218,13 +218,10 @@ async fn accept_loop(
     tokio::pin!(shutdown);
 
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break, // the semaphore is never closed
-            },
-            () = &mut shutdown => break,
-        };
+        // Accept first, then wait for a permit: each worker has its own accept queue, and a
+        // worker that took a permit to wait in `accept` would keep it from the worker whose
+        // queue holds the next connection. So at most one connection per worker waits here,
+        // accepted but not served, the rest in the kernel's queues.
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -235,6 +232,13 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
+            },
+            () = &mut shutdown => break,
+        };
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // the semaphore is never closed
             },
             () = &mut shutdown => break,
         };

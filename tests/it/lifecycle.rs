@@ -207,24 +207,38 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     .await;
     let gw = Arc::new(gw);
     let (_, first) = crate::upgrade::tls_connect(&gw).await;
-    // The second connection is accepted by the kernel but not served while the first is open.
-    let second = {
-        let gw = gw.clone();
-        tokio::spawn(async move { crate::upgrade::tls_connect(&gw).await })
-    };
+    // More waiting connections than workers, so that they land in every worker's accept
+    // queue: the kernel accepts them, but none is served while the first is open, and each is
+    // served in turn once the one before it closes, whichever worker holds it.
+    let waiting: Vec<_> = (0..6)
+        .map(|_| {
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                let (_, mut tls) = crate::upgrade::tls_connect(&gw).await;
+                tls.write_all(
+                    b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                )
+                .await
+                .unwrap();
+                let mut head = [0u8; 12];
+                tls.read_exact(&mut head).await.unwrap();
+                head
+            })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!second.is_finished(), "the second TLS handshake waits");
+    assert!(
+        waiting.iter().all(|w| !w.is_finished()),
+        "a TLS handshake beyond the cap went ahead"
+    );
     drop(first);
-    let (_, mut tls) = tokio::time::timeout(Duration::from_secs(5), second)
-        .await
-        .unwrap()
-        .unwrap();
-    tls.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = [0u8; 12];
-    tls.read_exact(&mut head).await.unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+    for w in waiting {
+        let head = tokio::time::timeout(Duration::from_secs(10), w)
+            .await
+            .expect("a waiting connection was never served")
+            .unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+    }
 }
 
 /// Peak resident set of process `pid`, from `/proc/<pid>/status` (`VmHWM`), in KiB.
