@@ -23,6 +23,8 @@ pub(crate) struct RequestCtx {
     pub request_id: HeaderValue,
     /// The TCP peer.
     pub peer: SocketAddr,
+    /// Its address, as a header value.
+    pub peer_ip: HeaderValue,
     /// The client: the peer, or the address a trusted proxy in front reports (`front.rs`).
     pub client: IpAddr,
     /// Whether the peer is a trusted proxy.
@@ -69,12 +71,12 @@ impl RequestCtx {
 #[derive(Debug, Default)]
 pub(crate) struct AccessRecord {
     /// The route's name, once one matched.
-    pub route: Option<String>,
+    pub route: Option<Arc<str>>,
     /// Whom the request was for: the token's user, or the user a token endpoint served.
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
     /// The upstream (`host:port`) the request was forwarded to, or last tried when none
     /// answered; `None` for requests the gateway answered itself.
-    pub upstream: Option<String>,
+    pub upstream: Option<http::uri::Authority>,
 }
 
 /// State one connection shares with the requests it carries.

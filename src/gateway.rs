@@ -36,6 +36,8 @@ use crate::token;
 #[derive(Clone, Debug)]
 pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
+    /// The peer's address as a header value (`X-Forwarded-For`), rendered once.
+    pub peer_ip: HeaderValue,
     /// `"https"` or `"http"`.
     pub scheme: &'static str,
     pub state: Arc<ConnState>,
@@ -55,6 +57,7 @@ pub(crate) async fn handle(
     let mut ctx = RequestCtx {
         request_id: headers::request_id(req.headers()),
         peer: conn.peer,
+        peer_ip: conn.peer_ip,
         client: conn.peer.ip(),
         trusted_peer: false,
         scheme: conn.scheme,
@@ -74,8 +77,9 @@ pub(crate) async fn handle(
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let server = &ctx.snapshot.config.server;
     let admitted = front::admit(&mut req, conn.peer.ip(), &server.trusted_proxies);
-    // Canonical once admitted; as sent when refused (the log shows what was refused).
-    let path = req.uri().path().to_owned();
+    // Canonical once admitted; as sent when refused (the log shows what was refused). Kept
+    // only for the access log.
+    let path = (ctx.snapshot.config.log.access_log).then(|| req.uri().path().to_owned());
     let result = match admitted {
         Ok(admitted) => {
             if admitted.trusted_peer {
@@ -119,7 +123,7 @@ pub(crate) async fn handle(
         .headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
     let metrics = &ctx.shared.metrics;
-    let route = record.route.clone().unwrap_or_else(|| "-".to_owned());
+    let route = record.route.clone().unwrap_or_else(|| UNROUTED.clone());
     metrics
         .duration
         .get_or_create(&RouteLabel {
@@ -137,12 +141,15 @@ pub(crate) async fn handle(
         &ctx,
         &record,
         &method,
-        &path,
+        path.as_deref().unwrap_or_default(),
         response.status(),
         cause.as_deref(),
     );
     response
 }
+
+/// The metrics' route label of requests no route served (the token endpoints included).
+static UNROUTED: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "-".into());
 
 /// A trusted proxy's `X-Forwarded-Proto` (its first value), when it is `http` or `https`.
 fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
@@ -195,7 +202,7 @@ async fn handle_inner(
 
     let host = ctx.host.as_ref().map(Host::name);
     let route = snapshot.router.find(host, path)?;
-    record.route = Some(route.config.name.clone());
+    record.route = Some(route.label.clone());
 
     let metrics = &ctx.shared.metrics;
     let identity = match route.config.auth {
@@ -214,7 +221,7 @@ async fn handle_inner(
         }
     };
     let hop = Hop {
-        peer: ctx.peer.ip(),
+        peer: &ctx.peer_ip,
         trusted_peer: ctx.trusted_peer,
         scheme: ctx.scheme,
         host: ctx.host.as_ref().map(Host::header_value),
@@ -226,7 +233,7 @@ async fn handle_inner(
         &hop,
         &route.config,
         &route.upstream,
-        identity.as_ref(),
+        identity.as_deref(),
         req,
         &mut record.upstream,
     )
@@ -234,7 +241,7 @@ async fn handle_inner(
     .inspect_err(|e| {
         if let Some(kind) = e.upstream_kind() {
             let labels = UpstreamError {
-                route: route.config.name.clone(),
+                route: route.label.clone(),
                 kind,
             };
             ctx.shared
@@ -246,7 +253,7 @@ async fn handle_inner(
     })?;
     if let Some(tunnel) = forwarded.tunnel {
         let shared = ctx.shared.clone();
-        let sid = identity.map(|id| id.sid);
+        let sid = identity.map(|id| id.sid.clone());
         let task = tokio::spawn(async move {
             let revoked = async {
                 match &sid {
@@ -284,7 +291,7 @@ fn access_log(
         duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
         user = record.user.as_deref().unwrap_or("-"),
         route = record.route.as_deref().unwrap_or("-"),
-        upstream = record.upstream.as_deref(),
+        upstream = record.upstream.as_ref().map(http::uri::Authority::as_str),
         request_id = ctx.request_id.to_str().unwrap_or("-"),
         peer = %ctx.peer,
         client = %ctx.client,

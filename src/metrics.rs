@@ -3,6 +3,8 @@
 //! Label values come from our own vocabulary (route names from the configuration, status
 //! codes, fixed reason and kind names), never from request data, so the series count is bounded.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,13 +14,13 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
 pub struct RouteStatus {
-    pub route: String,
+    pub route: Arc<str>,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
 pub struct RouteLabel {
-    pub route: String,
+    pub route: Arc<str>,
 }
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
@@ -38,7 +40,7 @@ pub struct ErrorCode {
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
 pub struct UpstreamError {
-    pub route: String,
+    pub route: Arc<str>,
     pub kind: &'static str,
 }
 

@@ -7,6 +7,8 @@
 //! Bounded: once `capacity` entries are held, new tokens are verified but not admitted until the
 //! purge has dropped expired ones (no eviction scan on the request path).
 
+use std::sync::Arc;
+
 use dashmap::DashMap;
 
 use super::Identity;
@@ -21,7 +23,7 @@ pub(super) struct TokenCache {
 
 #[derive(Debug)]
 struct Entry {
-    identity: Identity,
+    identity: Arc<Identity>,
     nbf: u64,
 }
 
@@ -36,7 +38,7 @@ impl TokenCache {
     }
 
     /// The identity of `token` if it was verified before and is within its validity at `now`.
-    pub(super) fn get(&self, token: &str, now: u64) -> Option<Identity> {
+    pub(super) fn get(&self, token: &str, now: u64) -> Option<Arc<Identity>> {
         if self.capacity == 0 {
             return None;
         }
@@ -47,7 +49,7 @@ impl TokenCache {
     }
 
     /// Admits a token that has just passed the full verification.
-    pub(super) fn insert(&self, token: &str, identity: &Identity, nbf: u64) {
+    pub(super) fn insert(&self, token: &str, identity: &Arc<Identity>, nbf: u64) {
         if self.capacity == 0 || self.entries.len() >= self.capacity {
             return;
         }
@@ -77,13 +79,8 @@ mod tests {
 
     use super::*;
 
-    fn identity(exp: u64) -> Identity {
-        Identity {
-            user: "u".into(),
-            roles: vec!["r".into()],
-            sid: "s".into(),
-            exp,
-        }
+    fn identity(exp: u64) -> Arc<Identity> {
+        Arc::new(Identity::new("u", vec!["r".into()], "s".into(), exp))
     }
 
     #[test]

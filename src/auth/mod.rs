@@ -13,7 +13,7 @@ mod error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 pub use bearer::{bearer_token, MAX_TOKEN_LEN};
 use cache::TokenCache;
@@ -22,14 +22,44 @@ pub use error::{AuthError, InvalidReason};
 use crate::jwt::{self, AccessClaims, KeySet, Rules};
 use crate::session::DenyList;
 
-/// Who a request is from, as its verified access token says.
-#[derive(Clone, Debug)]
+/// Who a request is from, as its verified access token says. Built once per verified token
+/// and shared (`Arc`) by every request that presents it, with the identity headers the
+/// gateway sends upstream already rendered.
+#[derive(Debug)]
 pub struct Identity {
-    pub user: String,
+    pub user: Arc<str>,
     pub roles: Vec<String>,
     pub sid: String,
     /// Expiry of the access token, Unix seconds.
     pub exp: u64,
+    /// `X-Auth-User`, `X-Auth-Roles` (comma-separated), `X-Auth-Session`.
+    pub headers: IdentityHeaders,
+}
+
+/// The identity header values; `None` for a value that is not a valid header value (user
+/// names and roles are checked to hold no control characters, so that does not happen).
+#[derive(Debug)]
+pub struct IdentityHeaders {
+    pub user: Option<HeaderValue>,
+    pub roles: Option<HeaderValue>,
+    pub session: Option<HeaderValue>,
+}
+
+impl Identity {
+    pub fn new(user: &str, roles: Vec<String>, sid: String, exp: u64) -> Self {
+        let headers = IdentityHeaders {
+            user: HeaderValue::from_str(user).ok(),
+            roles: HeaderValue::from_str(&roles.join(",")).ok(),
+            session: HeaderValue::from_str(&sid).ok(),
+        };
+        Self {
+            user: user.into(),
+            roles,
+            sid,
+            exp,
+            headers,
+        }
+    }
 }
 
 /// Checks access tokens: the snapshot's key set, the access-token rules and the cache of
@@ -57,7 +87,7 @@ impl Verifier {
         deny: &DenyList,
         headers: &HeaderMap,
         now: u64,
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<Arc<Identity>, AuthError> {
         let token = bearer_token(headers)?;
         self.verify_access(deny, token, now)
     }
@@ -68,17 +98,17 @@ impl Verifier {
         deny: &DenyList,
         token: &str,
         now: u64,
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<Arc<Identity>, AuthError> {
         let identity = match self.cache.get(token, now) {
             Some(identity) => identity,
             None => {
                 let claims: AccessClaims = jwt::verify(&self.keys, &self.rules, token, now)?;
-                let identity = Identity {
-                    user: claims.sub,
-                    roles: claims.roles,
-                    sid: claims.sid,
-                    exp: claims.exp,
-                };
+                let identity = Arc::new(Identity::new(
+                    &claims.sub,
+                    claims.roles,
+                    claims.sid,
+                    claims.exp,
+                ));
                 self.cache.insert(token, &identity, claims.nbf);
                 identity
             }
@@ -173,10 +203,7 @@ mod tests {
             let identity = verifier
                 .authenticate(&deny, &headers, clock.unix())
                 .unwrap();
-            assert_eq!(
-                (identity.user.as_str(), identity.sid.as_str()),
-                ("alice", "s1")
-            );
+            assert_eq!((&*identity.user, identity.sid.as_str()), ("alice", "s1"));
             assert_eq!(verifier.cached(), capacity.min(1));
 
             // Past exp, within the leeway (the exact edges are jwt::verify's tests).
@@ -263,12 +290,7 @@ mod tests {
 
     #[test]
     fn authorize_needs_any_one_of_the_roles() {
-        let identity = Identity {
-            user: "alice".into(),
-            roles: vec!["reader".into()],
-            sid: "s".into(),
-            exp: 0,
-        };
+        let identity = Identity::new("alice", vec!["reader".into()], "s".into(), 0);
         let roles = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(authorize(&identity, &[]).is_ok());
         assert!(authorize(&identity, &roles(&["admin", "reader"])).is_ok());

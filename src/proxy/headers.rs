@@ -121,29 +121,34 @@ pub fn rewrite_request(
         headers.remove(name);
     }
     if let Some(id) = identity {
-        // User names and roles were checked to hold no control characters, so they are valid
-        // header values; `if let` keeps a bad one out rather than panicking.
-        if let Ok(v) = HeaderValue::from_bytes(id.user.as_bytes()) {
-            headers.insert(X_AUTH_USER.clone(), v);
-        }
-        if let Ok(v) = HeaderValue::from_bytes(id.roles.join(",").as_bytes()) {
-            headers.insert(X_AUTH_ROLES.clone(), v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&id.sid) {
-            headers.insert(X_AUTH_SESSION.clone(), v);
+        // Rendered once per verified token (`Identity::new`); a value that is not a valid
+        // header value is left out.
+        let values = &id.headers;
+        for (name, value) in [
+            (&X_AUTH_USER, &values.user),
+            (&X_AUTH_ROLES, &values.roles),
+            (&X_AUTH_SESSION, &values.session),
+        ] {
+            if let Some(value) = value {
+                headers.insert(name.clone(), value.clone());
+            }
         }
     }
     if !route.forward_authorization {
         headers.remove(AUTHORIZATION);
     }
 
-    let peer = hop.peer.to_string();
-    let chain = match forwarded_for {
-        Some(prior) => format!("{prior}, {peer}"),
-        None => peer,
-    };
-    if let Ok(v) = HeaderValue::from_str(&chain) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    match forwarded_for {
+        Some(mut chain) => {
+            chain.push_str(", ");
+            chain.push_str(hop.peer.to_str().unwrap_or_default());
+            if let Ok(v) = HeaderValue::from_str(&chain) {
+                headers.insert(X_FORWARDED_FOR.clone(), v);
+            }
+        }
+        None => {
+            headers.insert(X_FORWARDED_FOR.clone(), hop.peer.clone());
+        }
     }
     // From a trusted proxy, its view of the original request is kept (and the other
     // `X-Forwarded-*` were left alone above); from anyone else, ours is set.

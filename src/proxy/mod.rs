@@ -13,10 +13,8 @@ mod error;
 pub mod headers;
 mod upgrade;
 
-use std::net::IpAddr;
-
 use http::header::HOST;
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
@@ -58,8 +56,9 @@ impl Upstream {
 /// What one hop knows about the client it forwards for.
 #[derive(Clone, Copy, Debug)]
 pub struct Hop<'a> {
-    /// The TCP peer (appended to `X-Forwarded-For`).
-    pub peer: IpAddr,
+    /// The TCP peer's address, as appended to `X-Forwarded-For` (rendered once per
+    /// connection).
+    pub peer: &'a HeaderValue,
     /// Whether the peer is a trusted proxy, whose `X-Forwarded-*` are kept.
     pub trusted_peer: bool,
     /// `"https"` or `"http"`: how the client reached the gateway.
@@ -125,7 +124,7 @@ pub async fn forward(
     upstream: &Upstream,
     identity: Option<&Identity>,
     mut req: Request<Inbound>,
-    used: &mut Option<String>,
+    used: &mut Option<Authority>,
 ) -> Result<Forwarded, ProxyError> {
     let switch = route
         .websocket
@@ -163,13 +162,14 @@ pub async fn forward(
     let mut target = balancer.pick();
     let mut body = Some(inbound.clone().boxed());
     let timeout = route.timeout;
+    let mut head = parts;
     let mut response = loop {
-        *used = Some(target.authority.to_string());
+        *used = Some(target.authority.clone());
         let authority = match preserved.filter(|_| http2).map(HeaderValue::to_str) {
             Some(Ok(host)) => host,
             Some(Err(_)) | None => target.authority.as_str(),
         };
-        parts.uri = upstream_uri(
+        head.uri = upstream_uri(
             route,
             target,
             authority,
@@ -177,16 +177,20 @@ pub async fn forward(
             target_pq.query(),
         )
         .map_err(ProxyError::Target)?;
-        let request = Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
+        // A copy of the head only when a failed connect could be retried elsewhere.
+        let next = replayable.then(|| balancer.other_than(target)).flatten();
+        let spare = next.map(|_| head.clone());
+        let request = Request::from_parts(head, body.take().unwrap_or_else(body::empty));
         match tokio::time::timeout(timeout, client.send(target, request)).await {
             Err(_) => return Err(ProxyError::Timeout),
             Ok(Ok(response)) => break response,
             Ok(Err(e)) if e.connect => {
                 balancer.mark_down(target);
-                match balancer.other_than(target).filter(|_| replayable) {
-                    Some(next) => {
+                match next.zip(spare) {
+                    Some((next, spare)) => {
                         tracing::debug!(upstream = %target.authority, "connect failed; retrying elsewhere");
                         target = next;
+                        head = spare;
                     }
                     None => return Err(ProxyError::Connect(e.failure)),
                 }
@@ -284,8 +288,9 @@ mod tests {
                     let req = Request::from_parts(parts, Inbound::new(incoming));
                     let request_id = HeaderValue::from_static("req-1");
                     let host = HeaderValue::from_static("api.example");
+                    let peer_ip = HeaderValue::from_str(&peer.ip().to_string()).unwrap();
                     let hop = Hop {
-                        peer: peer.ip(),
+                        peer: &peer_ip,
                         trusted_peer: false,
                         scheme: "https",
                         host: Some(&host),
@@ -293,12 +298,12 @@ mod tests {
                         now: 1_000,
                         worker: 1,
                     };
-                    let identity = Identity {
-                        user: "alice".to_owned(),
-                        roles: vec!["admin".to_owned(), "user".to_owned()],
-                        sid: "s-1".to_owned(),
-                        exp: 1_060,
-                    };
+                    let identity = Identity::new(
+                        "alice",
+                        vec!["admin".to_owned(), "user".to_owned()],
+                        "s-1".to_owned(),
+                        1_060,
+                    );
                     let mut upstream_used = None;
                     let forwarded = forward(
                         &hop,
@@ -360,7 +365,7 @@ mod tests {
         assert_eq!(response.headers()["x-token-expires-in"], "60");
         assert_eq!(response.headers()["x-request-id"], "req-1");
         assert_eq!(
-            reported.lock().unwrap().as_deref(),
+            reported.lock().unwrap().as_ref().map(Authority::as_str),
             Some(upstream_addr.to_string().as_str())
         );
     }

@@ -19,13 +19,20 @@ pub struct Router<T> {
 pub struct Route<T> {
     pub config: RouteConfig,
     pub upstream: T,
+    /// The route's name, shared: the metrics' and the access log's label, cloned per request
+    /// without an allocation.
+    pub label: std::sync::Arc<str>,
 }
 
 impl<T> Router<T> {
     pub fn new(routes: impl IntoIterator<Item = (RouteConfig, T)>) -> Self {
         let mut routes: Vec<Route<T>> = routes
             .into_iter()
-            .map(|(config, upstream)| Route { config, upstream })
+            .map(|(config, upstream)| Route {
+                label: config.name.as_str().into(),
+                config,
+                upstream,
+            })
             .collect();
         routes.sort_by(|a, b| {
             let (a, b) = (&a.config, &b.config);

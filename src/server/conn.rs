@@ -234,8 +234,12 @@ impl Conn {
         let activity = self.activity.clone();
         let shared = self.shared.clone();
         let service = self.listening.service.clone();
+        // An IP address is ASCII: always a valid header value.
+        let peer_ip = http::HeaderValue::from_str(&self.peer.ip().to_string())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("-"));
         let info = ConnInfo {
             peer: self.peer,
+            peer_ip,
             scheme: self.scheme,
             state: self.state.clone(),
             worker: self.worker,

@@ -68,7 +68,7 @@ pub struct TokenCtx<'a> {
 /// `POST /api/oauth2/token`. `user` is set to whom the answer was for, for the access log.
 pub async fn handle_token(
     t: &TokenCtx<'_>,
-    user: &mut Option<String>,
+    user: &mut Option<Arc<str>>,
     req: Request<Inbound>,
 ) -> Result<Response<Body>, TokenError> {
     let (kind, bytes) = read_body(t, req).await?;
@@ -99,7 +99,7 @@ fn to_json(minted: &TokenResponse) -> Bytes {
 /// client that goes away frees both.
 async fn password_grant(
     t: &TokenCtx<'_>,
-    user: &mut Option<String>,
+    user: &mut Option<Arc<str>>,
     username: String,
     password: String,
     short_term: bool,
@@ -185,7 +185,7 @@ async fn password_grant(
     tracing::info!(target: "audit", event = "login_success", user = username.as_str(), sid = %sid);
     let grant = crate::metrics::Grant { grant: "password" };
     t.metrics.tokens_issued.get_or_create(&grant).inc();
-    *user = Some(username);
+    *user = Some(username.into());
     Ok(minted)
 }
 
@@ -197,7 +197,7 @@ fn too_many_failures(locked: Locked) -> OAuthError {
 /// The refresh grant: verify, then rotate, inside the replay window when one is configured.
 async fn refresh_grant(
     t: &TokenCtx<'_>,
-    user: &mut Option<String>,
+    user: &mut Option<Arc<str>>,
     token: &str,
     short_term: bool,
 ) -> Result<Bytes, TokenError> {
@@ -230,7 +230,7 @@ async fn refresh_grant(
             return Err(OAuthError::BAD_REFRESH.into());
         }
         tracing::info!(target: "audit", event = "refresh_replayed", user = %claims.sub, sid = %claims.sid);
-        *user = Some(claims.sub);
+        *user = Some(claims.sub.into());
     }
     Ok(json)
 }
@@ -238,7 +238,7 @@ async fn refresh_grant(
 /// Rotates the session of `claims` to a new refresh token and mints the new pair.
 async fn rotate(
     t: &TokenCtx<'_>,
-    user: &mut Option<String>,
+    user: &mut Option<Arc<str>>,
     claims: &RefreshClaims,
     short_term: bool,
 ) -> Result<TokenResponse, TokenError> {
@@ -292,7 +292,7 @@ async fn rotate(
                 grant: "refresh_token",
             };
             t.metrics.tokens_issued.get_or_create(&grant).inc();
-            *user = Some(claims.sub.clone());
+            *user = Some(claims.sub.as_str().into());
             Ok(minted)
         }
         Err(RotateError::Reused) => {
@@ -313,7 +313,7 @@ async fn rotate(
 /// `POST /api/oauth2/logout` with the session's access token.
 pub async fn handle_logout(
     t: &TokenCtx<'_>,
-    user: &mut Option<String>,
+    user: &mut Option<Arc<str>>,
     req: Request<Inbound>,
 ) -> Result<Response<Body>, TokenError> {
     require_post(&req)?;
@@ -323,7 +323,7 @@ pub async fn handle_logout(
     let until = revoke_until(t).max(access_deadline(t.config, identity.exp));
     t.sessions.revoke(&identity.sid, until).await?;
     tracing::info!(target: "audit", event = "logout", user = %identity.user, sid = %identity.sid);
-    *user = Some(identity.user);
+    *user = Some(identity.user.clone());
     let mut response = Response::new(body::empty());
     body::no_store(&mut response);
     Ok(response)

@@ -4,6 +4,8 @@
 //! access or refresh token has its whole session revoked. Introspection needs the caller's own
 //! valid access token and says `{"active": false}` for anything that is not live.
 
+use std::sync::Arc;
+
 use http::{Request, Response, StatusCode};
 use serde_json::json;
 
@@ -64,7 +66,7 @@ async fn token_param(
 /// `POST /api/oauth2/revoke`.
 pub async fn handle_revoke(
     t: &TokenCtx<'_>,
-    user: &mut Option<String>,
+    user: &mut Option<Arc<str>>,
     req: Request<Inbound>,
 ) -> Result<Response<Body>, TokenError> {
     let (token, hint) = token_param(t, req).await?;
@@ -81,7 +83,7 @@ pub async fn handle_revoke(
                 Presented::Refresh(c) => c.sub.clone(),
             };
             tracing::info!(target: "audit", event = "revoke", user = %subject, sid = %sid);
-            *user = Some(subject);
+            *user = Some(subject.into());
         }
     }
     let mut response = Response::new(body::empty());
@@ -92,14 +94,14 @@ pub async fn handle_revoke(
 /// `POST /api/oauth2/introspect`, authenticated with the caller's own access token.
 pub async fn handle_introspect(
     t: &TokenCtx<'_>,
-    user: &mut Option<String>,
+    user: &mut Option<Arc<str>>,
     req: Request<Inbound>,
 ) -> Result<Response<Body>, TokenError> {
     let deny = t.sessions.deny_list();
     // Any valid access token may introspect: no role is required, so authentication's error
     // (a 401) is the only refusal.
     let caller = (t.verifier).authenticate(deny, req.headers(), t.clock.unix())?;
-    *user = Some(caller.user);
+    *user = Some(caller.user.clone());
     let (token, hint) = token_param(t, req).await?;
     let presented = (token.len() <= auth::MAX_TOKEN_LEN)
         .then(|| identify(t, &token, hint.as_deref()))

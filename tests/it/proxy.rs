@@ -156,7 +156,7 @@ async fn a_dead_upstream_is_502_and_a_slow_one_504() {
     assert_eq!(reply.status, 502);
     assert_eq!(reply.json()["error"], "bad_gateway");
     let connect = portcullis::metrics::UpstreamError {
-        route: "api".to_owned(),
+        route: "api".into(),
         kind: "connect",
     };
     assert_eq!(
@@ -177,7 +177,7 @@ async fn a_dead_upstream_is_502_and_a_slow_one_504() {
     assert_eq!(reply.status, 504);
     assert_eq!(reply.json()["error"], "gateway_timeout");
     let timeout = portcullis::metrics::UpstreamError {
-        route: "api".to_owned(),
+        route: "api".into(),
         kind: "timeout",
     };
     assert_eq!(
