@@ -32,7 +32,8 @@ pub struct Config {
     pub log: LogConfig,
     pub users: Vec<UserConfig>,
     pub routes: Vec<RouteConfig>,
-    /// Keys that parsed and validated but that this version does not act on yet.
+    /// Notes that are not errors: keys this version does not act on yet, settings worth a
+    /// second look (plain HTTP, an issuer that is not an https URL).
     pub notices: Vec<ConfigIssue>,
 }
 
@@ -143,6 +144,7 @@ impl Endpoints {
 
 #[derive(Clone, Debug)]
 pub struct TokensConfig {
+    /// `tokens.issuer`; by default `server.public_url` when that is set, else `"portcullis"`.
     pub issuer: String,
     pub algorithm: Algorithm,
     pub signing_key: PathBuf,

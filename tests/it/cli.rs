@@ -56,6 +56,11 @@ fn init_writes_a_config_that_passes_check_and_refuses_to_overwrite() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        stdout.contains("note: tokens.issuer") && stdout.contains("RFC 8414"),
+        "the default issuer is not an https URL, a note and not an error: {stdout}"
+    );
 
     let before = std::fs::read(dir.path().join("certs/signing.pem")).unwrap();
     let again = init(dir.path(), &[]);

@@ -109,7 +109,7 @@ pub(super) fn validate(raw: raw::Root, source: &Path) -> Result<Config, ConfigEr
     let server = server::server(&mut c, raw.server);
     let admin = server::admin(&mut c, raw.admin);
     let endpoints = endpoints::endpoints(&mut c, raw.endpoints);
-    let tokens = tokens::tokens(&mut c, raw.tokens);
+    let tokens = tokens::tokens(&mut c, raw.tokens, server.public_url.as_deref());
     let store = store::store(&mut c, raw.store);
     let login = login::login(&mut c, raw.login);
     let log = log::log(&mut c, &raw.log);
@@ -310,6 +310,24 @@ mod tests {
         assert_eq!(keys(err), ["store.url"]);
         let err = parse("[store]\nkind = \"redis\"\nurl = \"redis://h\"\nca = \"/nonexistent\"\n");
         assert_eq!(keys(err.unwrap_err()), ["store.ca", "store.ca"]);
+    }
+
+    #[test]
+    fn the_issuer_defaults_to_public_url_and_an_explicit_one_wins() {
+        let notes =
+            |cfg: &Config| -> Vec<String> { cfg.notices.iter().map(|n| n.key.clone()).collect() };
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.tokens.issuer, "portcullis");
+        assert_eq!(notes(&cfg), ["tokens.issuer"], "not an https URL: a note");
+        let cfg = parse("[server]\npublic_url = \"https://gw.example.com/\"\n").unwrap();
+        assert_eq!(cfg.tokens.issuer, "https://gw.example.com");
+        assert!(notes(&cfg).is_empty(), "{:?}", cfg.notices);
+        let cfg =
+            parse("[server]\npublic_url = \"https://gw.example.com\"\n[tokens]\nissuer = \"me\"\n")
+                .unwrap();
+        assert_eq!(cfg.tokens.issuer, "me");
+        assert_eq!(notes(&cfg), ["tokens.issuer"]);
+        assert!(cfg.notices[0].problem.contains("RFC 8414"));
     }
 
     #[test]
