@@ -44,9 +44,13 @@ pub enum Command {
     Init {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Names and addresses the certificate is for.
+        /// Names and addresses the certificate is for; the first is its common name (CN).
         #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
         hosts: Vec<String>,
+        /// How many days the certificate is valid, from now.
+        #[arg(long, default_value_t = crate::keygen::CERT_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
@@ -119,7 +123,19 @@ pub fn run(command: Command) -> ExitCode {
     exit_code(match command {
         Command::Serve { config } => crate::run::serve_file(&config.path).map_err(Into::into),
         Command::Demo { port } => crate::demo::run(port),
-        Command::Init { dir, hosts, force } => crate::init::run(&dir, &hosts, force),
+        Command::Init {
+            dir,
+            hosts,
+            days,
+            force,
+        } => crate::init::run(
+            &dir,
+            &crate::init::CertRequest {
+                hosts: &hosts,
+                days,
+            },
+            force,
+        ),
         Command::Check { config } => check(&config.path),
         Command::HashPassword => hash_password(),
         Command::Healthcheck { config, url } => healthcheck(&config.path, url),

@@ -28,7 +28,14 @@ pub(crate) fn run(port: u16) -> anyhow::Result<()> {
         tokio::spawn(echo_upstream(upstream));
 
         let layout = Layout::new(dir.path());
-        init::write(&layout, &["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        let hosts = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+        init::write(
+            &layout,
+            &init::CertRequest {
+                hosts: &hosts,
+                days: crate::keygen::CERT_DAYS,
+            },
+        )?;
         let password = init::random_password();
         crate::keygen::write_private(
             &layout.users,

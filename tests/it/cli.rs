@@ -79,6 +79,61 @@ fn init_writes_a_config_that_passes_check_and_refuses_to_overwrite() {
     );
 }
 
+/// The certificate's common name and validity (`not_before`, `not_after`, Unix seconds).
+fn certificate(path: &std::path::Path) -> (String, i64, i64) {
+    let pem = std::fs::read(path).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .map(|cn| cn.as_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let validity = cert.validity();
+    (
+        cn,
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    )
+}
+
+#[test]
+fn init_certificate_names_the_first_host_and_is_valid_for_days() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let near = |a: i64, b: i64| (a - b).abs() < 300;
+    let dir = TempDir::new();
+    let out = init(
+        dir.path(),
+        &["--hosts", "gw.example.com,127.0.0.1", "--days", "30"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (cn, not_before, not_after) = certificate(&dir.path().join("certs/gateway.crt"));
+    assert_eq!(cn, "gw.example.com");
+    assert!(near(not_before, now), "not_before {not_before}, now {now}");
+    assert!(near(not_after, now + 30 * 86_400), "not_after {not_after}");
+
+    let dir = TempDir::new();
+    assert!(init(dir.path(), &[]).status.success());
+    let (cn, not_before, not_after) = certificate(&dir.path().join("certs/gateway.crt"));
+    assert_eq!(cn, "localhost");
+    assert!(near(not_before, now), "not_before {not_before}");
+    assert!(
+        near(not_after, now + 365 * 86_400),
+        "one year by default: {not_after}"
+    );
+
+    let dir = TempDir::new();
+    assert_eq!(init(dir.path(), &["--days", "0"]).status.code(), Some(2));
+}
+
 #[test]
 fn check_names_the_key_and_exits_1() {
     let dir = TempDir::new();
