@@ -6,6 +6,7 @@
 //! which reports its problems in the same `ConfigIssue` form.
 
 mod defaults;
+mod keys;
 mod raw;
 mod validate;
 mod value;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use jsonwebtoken::Algorithm;
+use serde::Deserialize as _;
 pub use value::{Span, SpanError};
 
 /// The whole configuration, every default filled in.
@@ -47,11 +49,33 @@ impl Config {
     }
 
     /// Validates `text` as if it had been read from `path` (which anchors relative paths).
+    ///
+    /// Unknown keys are all reported, each with the known key it most resembles, together with
+    /// the problems of the rest of the file.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        let raw: raw::Root = toml::from_str(text).map_err(|e| {
-            ConfigErrors::one("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
-        })?;
-        validate::validate(raw, path)
+        let syntax = |e: toml::de::Error| {
+            ConfigIssue::new("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
+        };
+        let first_error = match toml::from_str::<raw::Root>(text) {
+            Ok(raw) => return validate::validate(raw, path),
+            Err(e) => e,
+        };
+        let Ok(mut table) = toml::from_str::<toml::Table>(text) else {
+            return Err(ConfigErrors(vec![syntax(first_error)]));
+        };
+        let mut issues = keys::strip_unknown(&mut table);
+        if issues.is_empty() {
+            return Err(ConfigErrors(vec![syntax(first_error)]));
+        }
+        match raw::Root::deserialize(table) {
+            Ok(raw) => {
+                if let Err(rest) = validate::validate(raw, path) {
+                    issues.extend(rest.0);
+                }
+            }
+            Err(e) => issues.push(syntax(e)),
+        }
+        Err(ConfigErrors(issues))
     }
 }
 

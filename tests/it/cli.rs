@@ -154,7 +154,11 @@ fn check_names_the_key_and_exits_1() {
     assert!(stderr.contains("tokens.access_ttl"), "{stderr}");
     assert!(stderr.contains("routes[0].upstreams[0]"), "{stderr}");
 
-    std::fs::write(&path, "[server]\nlisten_on = 1\n").unwrap();
+    std::fs::write(
+        &path,
+        "[server]\nlisten_on = 1\n[tokens]\nacces_ttl = \"1m\"\nrefresh_ttl = \"soon\"\n",
+    )
+    .unwrap();
     let out = portcullis()
         .arg("check")
         .arg("-c")
@@ -162,7 +166,14 @@ fn check_names_the_key_and_exits_1() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_on"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "server.listen_on: unknown key; did you mean `listen`?",
+        "tokens.acces_ttl: unknown key; did you mean `access_ttl`?",
+        "tokens.refresh_ttl",
+    ] {
+        assert!(stderr.contains(expected), "every problem at once: {stderr}");
+    }
 }
 
 #[test]

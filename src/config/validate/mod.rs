@@ -189,9 +189,20 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_refused() {
+    fn unknown_keys_are_refused_all_at_once_beside_the_other_problems() {
         let err = parse("[server]\nlisten_addr = \"0.0.0.0:1\"\n").unwrap_err();
-        assert_eq!(keys(err), ["(syntax)"]);
+        assert_eq!(err.0[0].problem, "unknown key; did you mean `listen`?");
+        assert_eq!(keys(err), ["server.listen_addr"]);
+        let err = parse(
+            "[server]\nlisten_on = 1\n[tokens]\nacess_ttl = \"1m\"\nrefresh_ttl = \"soon\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            ["server.listen_on", "tokens.acess_ttl", "tokens.refresh_ttl"]
+        );
+        let err = parse("[server]\nlisten_on = 1\nlisten = 5\n").unwrap_err();
+        assert_eq!(keys(err), ["server.listen_on", "(syntax)"]);
     }
 
     #[test]
