@@ -272,15 +272,83 @@ fn sessions(command: &SessionsCommand) -> anyhow::Result<()> {
         let secs = v.as_u64().unwrap_or(0);
         crate::token::issue::rfc3339_7(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
     };
-    println!("{:<36}  {:<20}  {:<28}  EXPIRES", "SID", "USER", "CREATED");
-    for s in listed["sessions"].as_array().into_iter().flatten() {
-        println!(
-            "{:<36}  {:<20}  {:<28}  {}",
-            s["sid"].as_str().unwrap_or_default(),
-            s["user"].as_str().unwrap_or_default().escape_debug(),
-            at(&s["created_at"]),
-            at(&s["expires_at"]),
+    let rows: Vec<[String; 4]> = listed["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            [
+                s["sid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .escape_debug()
+                    .to_string(),
+                s["user"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .escape_debug()
+                    .to_string(),
+                at(&s["created_at"]),
+                at(&s["expires_at"]),
+            ]
+        })
+        .collect();
+    print!("{}", table(["SID", "USER", "CREATED", "EXPIRES"], &rows));
+    Ok(())
+}
+
+/// `header` and `rows` as text columns two spaces apart, each as wide as its widest cell.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; N]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_are_as_wide_as_their_widest_cell() {
+        let rows = [
+            [
+                "a-very-long-session-id".to_owned(),
+                "bob".to_owned(),
+                "x".to_owned(),
+            ],
+            [
+                "s2".to_owned(),
+                "ålice-with-a-long-name".to_owned(),
+                "y".to_owned(),
+            ],
+        ];
+        let text = table(["SID", "USER", "EXPIRES"], &rows);
+        assert_eq!(
+            text,
+            "SID                     USER                    EXPIRES\n\
+             a-very-long-session-id  bob                     x\n\
+             s2                      ålice-with-a-long-name  y\n"
         );
     }
-    Ok(())
 }

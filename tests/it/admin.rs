@@ -127,6 +127,23 @@ async fn the_sessions_command_lists_and_kicks_a_user_out() {
     assert!(ok);
     assert!(table.starts_with("SID"), "{table}");
     assert!(table.contains(&sid_of(&alice.access)) && table.contains(&sid_of(&bob.access)));
+    let columns = |line: &str| -> Vec<usize> {
+        let starts = line.match_indices("  ").map(|(i, _)| i);
+        let mut at: Vec<usize> = starts
+            .filter_map(|i| line[i..].find(|c: char| c != ' ').map(|j| i + j))
+            .collect();
+        at.dedup();
+        at
+    };
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| columns(l) == columns(lines[0]) && columns(l).len() == 3),
+        "aligned columns: {table}"
+    );
+
     let (ok, json, _) = run(&["list", "--user", "bob", "--json"]);
     assert!(ok);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
