@@ -99,21 +99,29 @@ pub enum SessionsCommand {
     },
 }
 
-/// Which gateway's admin listener to talk to.
+/// Which gateway's admin listener to talk to: `--admin URL`, else the `admin.listen` of the
+/// configuration given with `-c` (only that key is read), else the default `127.0.0.1:9901`.
 #[derive(Debug, clap::Args)]
 pub struct AdminArg {
-    #[command(flatten)]
-    config: ConfigArg,
-    /// The admin listener's base URL (default: from the configuration's `admin.listen`).
+    /// A configuration to take `admin.listen` from (nothing else in it is read or checked).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "PORTCULLIS_CONFIG"
+    )]
+    config: Option<PathBuf>,
+    /// The admin listener's base URL [default: from -c FILE, else http://127.0.0.1:9901].
     #[arg(long, value_name = "URL")]
     admin: Option<String>,
 }
 
 impl AdminArg {
     fn base_url(&self) -> anyhow::Result<String> {
-        match &self.admin {
-            Some(url) => Ok(url.trim_end_matches('/').to_owned()),
-            None => admin_base_url(&self.config.path),
+        match (&self.admin, &self.config) {
+            (Some(url), _) => Ok(url.trim_end_matches('/').to_owned()),
+            (None, Some(path)) => admin_base_url(path),
+            (None, None) => Ok(admin_url(Config::default_admin_listen())),
         }
     }
 }
@@ -179,14 +187,18 @@ fn hash_password() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `http://<admin.listen>` of the configuration at `path` (loopback for a wildcard address).
+/// `http://<admin.listen>` of the configuration at `path`, reading only that key (so a missing
+/// users file or key does not stand in the way of talking to a running gateway).
 fn admin_base_url(path: &Path) -> anyhow::Result<String> {
-    let config = Config::load(path)?;
-    let mut admin = config.admin.listen;
+    Ok(admin_url(Config::load_admin_listen(path)?))
+}
+
+/// `http://<admin>`, loopback for a wildcard address.
+fn admin_url(mut admin: std::net::SocketAddr) -> String {
     if admin.ip().is_unspecified() {
         admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    Ok(format!("http://{admin}"))
+    format!("http://{admin}")
 }
 
 /// How long `portcullis healthcheck` waits for `/readyz`: less than the Dockerfile's

@@ -48,6 +48,29 @@ impl Config {
         Self::parse(&text, path)
     }
 
+    /// Only `admin.listen` of the file at `path` (its default if unset): for the commands that
+    /// talk to a running gateway and need nothing else. The rest of the file is not checked.
+    pub fn load_admin_listen(path: &Path) -> Result<SocketAddr, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::one("(file)", format!("cannot read {}: {e}", path.display()))
+        })?;
+        #[derive(serde::Deserialize)]
+        struct AdminOnly {
+            #[serde(default)]
+            admin: raw::Admin,
+        }
+        let raw: AdminOnly = toml::from_str(&text).map_err(|e| {
+            ConfigErrors::one("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
+        })?;
+        validate::admin_listen(&raw.admin)
+    }
+
+    /// The default `admin.listen`.
+    pub fn default_admin_listen() -> SocketAddr {
+        validate::admin_listen(&raw::Admin::default())
+            .unwrap_or_else(|_| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9901)))
+    }
+
     /// Validates `text` as if it had been read from `path` (which anchors relative paths).
     ///
     /// Unknown keys are all reported, each with the known key it most resembles, together with

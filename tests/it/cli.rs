@@ -225,6 +225,26 @@ fn hash_password_prints_an_argon2id_phc_string_of_stdin() {
         .is_err());
 }
 
+/// A bare `portcullis sessions list` needs no configuration (no users file, no keys): it
+/// talks to the default admin address.
+#[test]
+fn sessions_without_a_configuration_use_the_default_admin_address() {
+    let dir = TempDir::new();
+    let out = portcullis()
+        .args(["sessions", "list"])
+        .current_dir(dir.path())
+        .env_remove("PORTCULLIS_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Nothing is expected to listen on 9901 here; if something does, it answered.
+    assert!(
+        out.status.success() || stderr.contains("http://127.0.0.1:9901/admin/sessions: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot read"), "{stderr}");
+}
+
 /// The demo's printed walk-through, pasted into bash, works verbatim.
 #[test]
 fn demo_walkthrough_works_when_pasted() {

@@ -98,6 +98,21 @@ impl Checker {
     }
 }
 
+/// `admin.listen` alone, for the commands that only talk to a running gateway.
+pub(super) fn admin_listen(raw: &raw::Admin) -> Result<SocketAddr, ConfigErrors> {
+    let mut c = Checker {
+        base: PathBuf::new(),
+        issues: Vec::new(),
+        notices: Vec::new(),
+    };
+    let listen = c.addr(defaults::ADMIN_LISTEN, raw.listen.as_deref());
+    if c.issues.is_empty() {
+        Ok(listen)
+    } else {
+        Err(ConfigErrors(c.issues))
+    }
+}
+
 pub(super) fn validate(raw: raw::Root, source: &Path) -> Result<Config, ConfigErrors> {
     let base = source.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Checker {
