@@ -318,6 +318,10 @@ fn demo_walkthrough_works_when_pasted() {
         2,
         "login and refresh: {text}"
     );
+    assert!(
+        script.contains("ADMIN=\"http://127.0.0.1:") && text.contains("{\"sessions\":["),
+        "the walk-through names the admin listener and reaches it: {script}\n{text}"
+    );
 }
 
 /// A gateway that accepts the connection and never answers is unhealthy within the 2 s
