@@ -364,6 +364,8 @@ fn help_texts_cite_no_internal_document() {
         "healthcheck",
         "sessions",
         "bench",
+        "completions",
+        "man",
     ];
     for command in commands {
         let args: Vec<&str> = command.split_whitespace().chain(["--help"]).collect();
@@ -376,4 +378,35 @@ fn help_texts_cite_no_internal_document() {
     assert!(init(dir.path(), &[]).status.success());
     let starter = std::fs::read_to_string(dir.path().join("config/portcullis.toml")).unwrap();
     assert!(!starter.contains("SPEC"), "{starter}");
+}
+
+/// `portcullis completions SHELL` and `portcullis man` print scripts and a page generated from
+/// the command line itself: each names the subcommands.
+#[test]
+fn completions_and_the_man_page_name_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = portcullis().args(["completions", shell]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        for sub in ["serve", "hash-password", "sessions", "bench"] {
+            assert!(text.contains(sub), "{shell} completion lacks {sub}: {text}");
+        }
+    }
+    let out = portcullis().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+
+    let out = portcullis().arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH portcullis"),
+        "{page}"
+    );
+    for sub in ["serve", "check", "hash\\-password", "sessions"] {
+        assert!(page.contains(sub), "man page lacks {sub}: {page}");
+    }
 }
