@@ -126,6 +126,7 @@ fn header_rewriting(c: &mut Criterion) {
         host: Some(&host),
         request_id: &request_id,
         now: 0,
+        worker: 0,
     };
     let route = &snapshot
         .router

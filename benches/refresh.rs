@@ -20,7 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis::config::Config;
 use portcullis::session::{EmbeddedStore, MemoryStore, Rotation, Session, SessionStore};
-use portcullis::state::{Shared, Snapshot};
+use portcullis::state::{ListenerSettings, Shared, Snapshot};
 
 const CLIENTS: usize = 64;
 
@@ -104,13 +104,20 @@ async fn refresh_rate(
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config_text).unwrap();
     let snapshot = Snapshot::build(Config::load(&path).unwrap()).unwrap();
+    // One listener per request-path worker, as `portcullis serve` binds them.
+    let listeners = portcullis::run::bind(&ListenerSettings::of(&snapshot.config))
+        .await
+        .unwrap();
     let shared = Shared::new(snapshot).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let port = listeners.gateway_addr().unwrap().port();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(portcullis::server::serve(listener, shared, async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(portcullis::server::serve(
+        listeners.gateway,
+        shared,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let url = format!("http://127.0.0.1:{port}/api/oauth2/token");

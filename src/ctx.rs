@@ -35,6 +35,8 @@ pub(crate) struct RequestCtx {
     pub shared: Arc<Shared>,
     /// The connection the request came on.
     pub conn: Arc<ConnState>,
+    /// The request-path worker serving the connection.
+    pub worker: usize,
     pub start: Instant,
 }
 

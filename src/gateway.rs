@@ -39,6 +39,8 @@ pub(crate) struct ConnInfo {
     /// `"https"` or `"http"`.
     pub scheme: &'static str,
     pub state: Arc<ConnState>,
+    /// The request-path worker the connection was accepted on.
+    pub worker: usize,
 }
 
 /// Serves one request. Never fails.
@@ -60,6 +62,7 @@ pub(crate) async fn handle(
         snapshot: shared.snapshot(),
         shared,
         conn: conn.state,
+        worker: conn.worker,
         start: Instant::now(),
     };
     let mut record = AccessRecord::default();
@@ -217,6 +220,7 @@ async fn handle_inner(
         host: ctx.host.as_ref().map(Host::header_value),
         request_id: &ctx.request_id,
         now: ctx.shared.clock.unix(),
+        worker: ctx.worker,
     };
     let forwarded = proxy::forward(
         &hop,

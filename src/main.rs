@@ -69,7 +69,11 @@ fn man() -> anyhow::Result<()> {
 fn bench(args: bench::BenchArgs) -> anyhow::Result<()> {
     let json = args.json();
     let plan = bench::Plan::try_from(args)?;
-    let report = portcullis::run::runtime()?.block_on(bench::run(plan))?;
+    // The load generator wants every core; the gateway's own runtime is single-threaded.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(bench::run(plan))?;
     if json {
         println!("{}", report.json());
     } else {

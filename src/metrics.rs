@@ -42,6 +42,11 @@ pub struct UpstreamError {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    pub worker: u16,
+}
+
 /// Every metric family of SPEC §4.4.
 #[derive(Debug)]
 pub struct Metrics {
@@ -53,6 +58,8 @@ pub struct Metrics {
     pub token_errors: Family<ErrorCode, Counter>,
     pub upstream_errors: Family<UpstreamError, Counter>,
     pub open_connections: Gauge,
+    /// Connections each request-path worker accepted: how evenly the kernel spreads them.
+    pub accepted: Family<WorkerLabel, Counter>,
     pub active_sessions: Gauge,
 }
 
@@ -69,6 +76,7 @@ impl Default for Metrics {
         let token_errors = Family::<ErrorCode, Counter>::default();
         let upstream_errors = Family::<UpstreamError, Counter>::default();
         let open_connections = Gauge::default();
+        let accepted = Family::<WorkerLabel, Counter>::default();
         let active_sessions = Gauge::default();
         registry.register("requests", "Requests served", requests.clone());
         registry.register(
@@ -101,6 +109,11 @@ impl Default for Metrics {
             "Open client connections",
             open_connections.clone(),
         );
+        registry.register(
+            "connections_accepted",
+            "Client connections accepted, by request-path worker",
+            accepted.clone(),
+        );
         registry.register("active_sessions", "Live sessions", active_sessions.clone());
         Self {
             registry,
@@ -111,12 +124,19 @@ impl Default for Metrics {
             token_errors,
             upstream_errors,
             open_connections,
+            accepted,
             active_sessions,
         }
     }
 }
 
 impl Metrics {
+    /// The counter of connections worker `worker` accepts; take it once per worker.
+    pub fn accepted_by(&self, worker: usize) -> Counter {
+        let worker = u16::try_from(worker).unwrap_or(u16::MAX);
+        self.accepted.get_or_create(&WorkerLabel { worker }).clone()
+    }
+
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut text = String::new();

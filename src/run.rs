@@ -18,7 +18,7 @@ use tokio::runtime::Runtime;
 
 use crate::config::{Config, ConfigErrors};
 use crate::server::signal::{Signal, Signals};
-use crate::server::tls::TlsError;
+use crate::server::ServeError;
 use crate::session::StoreError;
 use crate::state::{ListenerSettings, Shared, Snapshot};
 
@@ -33,9 +33,11 @@ pub fn serve_file(path: &Path) -> Result<(), RunError> {
     })
 }
 
-/// The multi-threaded runtime the gateway runs on.
+/// The runtime of the process's own work: signals, reloads, maintenance, the admin listener.
+/// The request path runs on the gateway's workers, each with a runtime of its own
+/// (`server::serve`), so one thread is enough here.
 pub fn runtime() -> Result<Runtime, RunError> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RunError::Runtime)
@@ -62,25 +64,63 @@ pub async fn start(
     Ok((shared, listeners))
 }
 
-/// The gateway's and the admin listener.
+/// The gateway's listeners (one per request-path worker, on one address) and the admin
+/// listener.
 #[derive(Debug)]
 pub struct Listeners {
-    pub gateway: TcpListener,
+    pub gateway: Vec<TcpListener>,
     pub admin: TcpListener,
 }
 
-/// Binds `server.listen` and `admin.listen`.
+impl Listeners {
+    /// The address the gateway listens on.
+    pub fn gateway_addr(&self) -> io::Result<SocketAddr> {
+        match self.gateway.first() {
+            Some(listener) => listener.local_addr(),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+/// Binds `server.listen` once per worker (`SO_REUSEPORT`: the kernel spreads new connections
+/// over the workers' accept queues) and `admin.listen` once.
 pub async fn bind(settings: &ListenerSettings) -> Result<Listeners, RunError> {
     let listen = |key, addr| async move {
         TcpListener::bind(addr)
             .await
             .map_err(|source| RunError::Bind { key, addr, source })
     };
+    let key = "server.listen";
+    let bound = |addr, source| RunError::Bind { key, addr, source };
+    let first = reuse_port(settings.listen).map_err(|e| bound(settings.listen, e))?;
+    // With port 0 the first socket chose the port; the others share it.
+    let addr = first.local_addr().map_err(RunError::Address)?;
+    let mut gateway = vec![first];
+    for _ in 1..settings.workers {
+        gateway.push(reuse_port(addr).map_err(|e| bound(addr, e))?);
+    }
     Ok(Listeners {
-        gateway: listen("server.listen", settings.listen).await?,
+        gateway,
         admin: listen("admin.listen", settings.admin_listen).await?,
     })
 }
+
+/// A listener on `addr` that other sockets of this process may bind too.
+fn reuse_port(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// The accept queue of each gateway listener (tokio's and Rust's default is 1024 and 128).
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// Serves both listeners until `signals` says `Terminate`, then drains them. `Reload` re-reads
 /// `config` and makes it current, or logs why it was refused.
@@ -91,7 +131,8 @@ pub async fn serve(
     config: PathBuf,
 ) -> Result<(), RunError> {
     let local = |l: &TcpListener| l.local_addr().map_err(RunError::Address);
-    let (listen, admin) = (local(&listeners.gateway)?, local(&listeners.admin)?);
+    let listen = listeners.gateway_addr().map_err(RunError::Address)?;
+    let admin = local(&listeners.admin)?;
     let snapshot = shared.snapshot();
     for notice in &snapshot.config.notices {
         tracing::warn!(key = %notice.key, "{}", notice.problem);
@@ -172,7 +213,7 @@ pub enum RunError {
     #[error("cannot install signal handlers")]
     Signals(#[source] io::Error),
     #[error(transparent)]
-    Tls(#[from] TlsError),
+    Serve(#[from] ServeError),
     #[error("server task failed")]
     Task(#[source] tokio::task::JoinError),
 }

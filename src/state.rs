@@ -80,7 +80,7 @@ impl Snapshot {
         // Every route's upstream client; each failure names its route.
         let mut upstreams = Vec::with_capacity(config.routes.len());
         for (i, route) in config.routes.iter().enumerate() {
-            match Upstream::new(route) {
+            match Upstream::new(route, config.server.workers) {
                 Ok(upstream) => upstreams.push((route.clone(), upstream)),
                 Err(e) => issues.push(ConfigIssue::new(
                     format!("routes[{i}].upstream_ca"),
@@ -131,6 +131,8 @@ pub struct ListenerSettings {
     pub http2: bool,
     /// `server.max_connections`
     pub max_connections: usize,
+    /// `server.workers`, resolved (never 0).
+    pub workers: usize,
     /// `admin.listen`
     pub admin_listen: SocketAddr,
     /// `log.format`
@@ -144,6 +146,7 @@ impl ListenerSettings {
             tls: config.server.tls.is_some(),
             http2: config.server.http2,
             max_connections: config.server.max_connections,
+            workers: config.server.workers,
             admin_listen: config.admin.listen,
             log_format: config.log.format,
         }
@@ -180,6 +183,11 @@ impl ListenerSettings {
             "server.max_connections",
             self.max_connections.to_string(),
             configured.max_connections.to_string(),
+        );
+        compare(
+            "server.workers",
+            self.workers.to_string(),
+            configured.workers.to_string(),
         );
         compare(
             "admin.listen",
@@ -355,6 +363,7 @@ mod tests {
             tls: true,
             http2: true,
             max_connections: 10,
+            workers: 2,
             admin_listen: "127.0.0.1:9901".parse().unwrap(),
             log_format: LogFormat::Pretty,
         }
@@ -395,6 +404,7 @@ mod tests {
             tls: false,
             http2: false,
             max_connections: 11,
+            workers: 3,
             admin_listen: "127.0.0.1:9902".parse().unwrap(),
             log_format: LogFormat::Json,
         };
@@ -410,6 +420,7 @@ mod tests {
                 "server.tls",
                 "server.http2",
                 "server.max_connections",
+                "server.workers",
                 "admin.listen",
                 "log.format",
             ]

@@ -86,6 +86,7 @@ defaults! {
     SERVER_HEADER_READ_TIMEOUT: Str "server.header_read_timeout" = "10s";
     SERVER_IDLE_TIMEOUT: Str "server.idle_timeout" = "60s";
     SERVER_MAX_CONNECTIONS: Int "server.max_connections" = 10_000;
+    SERVER_WORKERS: Int "server.workers" = 0;
     SERVER_SHUTDOWN_GRACE: Str "server.shutdown_grace" = "30s";
     SERVER_TRUSTED_PROXIES: List "server.trusted_proxies";
 

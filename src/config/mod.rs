@@ -114,6 +114,9 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Request-path threads, each with its own single-threaded runtime (`0` configured: one
+    /// per core).
+    pub workers: usize,
     pub shutdown_grace: Duration,
     /// Peers whose `X-Forwarded-For`, `-Proto` and `-Host` are believed (SPEC §3).
     pub trusted_proxies: Vec<ipnet::IpNet>,

@@ -41,6 +41,7 @@ pub(crate) struct Server {
     pub(crate) header_read_timeout: Option<String>,
     pub(crate) idle_timeout: Option<String>,
     pub(crate) max_connections: Option<i64>,
+    pub(crate) workers: Option<i64>,
     pub(crate) shutdown_grace: Option<String>,
     pub(crate) trusted_proxies: Option<Vec<String>>,
 }

@@ -62,9 +62,15 @@ impl UpstreamClient {
     }
 }
 
-/// Builds the client for `route`, trusting `upstream_ca` or else the system's roots.
-pub(super) fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> {
-    // Loading the system's roots takes milliseconds: only when an upstream needs them.
+/// Builds `workers` clients for `route`, one per request-path worker (each keeps its own
+/// connections, driven on that worker's thread), trusting `upstream_ca` or else the system's
+/// roots.
+pub(super) fn build(
+    route: &RouteConfig,
+    workers: usize,
+) -> Result<Vec<UpstreamClient>, ClientError> {
+    // Loading the system's roots takes milliseconds: only when an upstream needs them, and
+    // once for all the workers.
     let https = route
         .upstreams
         .iter()
@@ -74,20 +80,30 @@ pub(super) fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> 
     } else {
         rustls::RootCertStore::empty()
     };
-    let tls = rustls::ClientConfig::builder_with_provider(crate::certs::provider())
+    let mut tls = rustls::ClientConfig::builder_with_provider(crate::certs::provider())
         .with_safe_default_protocol_versions()
         .map_err(ClientError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    if route.upstream_protocol == UpstreamProtocol::Http2 {
-        let mut tls = tls;
-        tls.alpn_protocols = vec![b"h2".to_vec()];
-        return Ok(UpstreamClient::Http2(H2Connections {
-            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+    let one = |tls: &rustls::ClientConfig| match route.upstream_protocol {
+        UpstreamProtocol::Http2 => UpstreamClient::Http2(H2Connections {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls.clone())),
             connect_timeout: route.connect_timeout,
             live: Mutex::default(),
-        }));
+        }),
+        UpstreamProtocol::Http1 => UpstreamClient::Http1(http1_client(route, tls.clone())),
+    };
+    if route.upstream_protocol == UpstreamProtocol::Http2 {
+        tls.alpn_protocols = vec![b"h2".to_vec()];
     }
+    Ok((0..workers.max(1)).map(|_| one(&tls)).collect())
+}
+
+/// hyper-util's pooled HTTP/1.1 client, plain TCP or rustls by the URI's scheme.
+fn http1_client(
+    route: &RouteConfig,
+    tls: rustls::ClientConfig,
+) -> Client<HttpsConnector<HttpConnector>, Body> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -102,7 +118,7 @@ pub(super) fn build(route: &RouteConfig) -> Result<UpstreamClient, ClientError> 
     client
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256);
-    Ok(UpstreamClient::Http1(client.build(connector)))
+    client.build(connector)
 }
 
 /// One HTTP/2 connection per upstream, opened on first use and replaced once it closes.

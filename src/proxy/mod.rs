@@ -30,19 +30,21 @@ use crate::auth::Identity;
 use crate::body::{self, Body, Inbound};
 use crate::config::{RouteConfig, UpstreamProtocol};
 
-/// A route's upstreams: the balancer over their URLs and the client.
+/// A route's upstreams: the balancer over their URLs and a client per request-path worker.
 #[derive(Debug)]
 pub struct Upstream {
-    client: UpstreamClient,
+    /// Indexed by [`Hop::worker`] (modulo their number, which a reload may change).
+    clients: Box<[UpstreamClient]>,
     balancer: Balancer,
     version: Version,
 }
 
 impl Upstream {
-    pub fn new(route: &RouteConfig) -> Result<Self, ClientError> {
+    /// The upstreams of `route`, with a client for each of `workers`.
+    pub fn new(route: &RouteConfig, workers: usize) -> Result<Self, ClientError> {
         let targets = route.upstreams.iter().filter_map(Target::new).collect();
         Ok(Self {
-            client: client::build(route)?,
+            clients: client::build(route, workers)?.into_boxed_slice(),
             // Validation guarantees at least one upstream URL with scheme and authority.
             balancer: Balancer::new(targets).ok_or(ClientError::NoUpstream)?,
             version: match route.upstream_protocol {
@@ -67,6 +69,8 @@ pub struct Hop<'a> {
     pub request_id: &'a HeaderValue,
     /// The time (Unix seconds), for `X-Token-Expires-In`.
     pub now: u64,
+    /// The request-path worker serving the client: its upstream connections are used.
+    pub worker: usize,
 }
 
 /// The upstream's response, and the tunnel to run if it switched protocols.
@@ -154,6 +158,7 @@ pub async fn forward(
     }
     let replayable = inbound.is_done();
 
+    let client = &upstream.clients[hop.worker % upstream.clients.len()];
     let balancer = &upstream.balancer;
     let mut target = balancer.pick();
     let mut body = Some(inbound.clone().boxed());
@@ -173,7 +178,7 @@ pub async fn forward(
         )
         .map_err(ProxyError::Target)?;
         let request = Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
-        match tokio::time::timeout(timeout, upstream.client.send(target, request)).await {
+        match tokio::time::timeout(timeout, client.send(target, request)).await {
             Err(_) => return Err(ProxyError::Timeout),
             Ok(Ok(response)) => break response,
             Ok(Err(e)) if e.connect => {
@@ -265,7 +270,7 @@ mod tests {
     async fn forward_sends_the_identity_and_the_hop_and_reports_the_upstream() {
         let (upstream_addr, seen) = upstream().await;
         let route = Arc::new(route(upstream_addr));
-        let upstream = Arc::new(Upstream::new(&route).unwrap());
+        let upstream = Arc::new(Upstream::new(&route, 2).unwrap());
         let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let front_addr = front.local_addr().unwrap();
         let used = Arc::new(Mutex::new(None));
@@ -286,6 +291,7 @@ mod tests {
                         host: Some(&host),
                         request_id: &request_id,
                         now: 1_000,
+                        worker: 1,
                     };
                     let identity = Identity {
                         user: "alice".to_owned(),

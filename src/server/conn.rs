@@ -97,11 +97,13 @@ pub(super) async fn serve_connection(
     listening: Arc<Listening>,
     limits: Limits,
     drain: watch::Receiver<bool>,
+    worker: usize,
 ) {
     let activity = Activity::new(tokio::time::Instant::now());
     let head = limits.header_read_timeout;
     let parts = Parts {
         peer,
+        worker,
         shared,
         listening: listening.clone(),
         limits,
@@ -188,6 +190,7 @@ async fn sniff<I: AsyncRead + Unpin>(mut stream: I) -> io::Result<(Protocol, Rew
 /// What a connection is served with, whatever its protocol.
 struct Parts {
     peer: SocketAddr,
+    worker: usize,
     shared: Arc<Shared>,
     listening: Arc<Listening>,
     limits: Limits,
@@ -198,6 +201,7 @@ struct Parts {
 /// One connection's parts, once its protocol is known.
 struct Conn {
     peer: SocketAddr,
+    worker: usize,
     scheme: &'static str,
     shared: Arc<Shared>,
     listening: Arc<Listening>,
@@ -211,6 +215,7 @@ impl Conn {
     fn new(parts: Parts, scheme: &'static str) -> Self {
         Self {
             peer: parts.peer,
+            worker: parts.worker,
             scheme,
             shared: parts.shared,
             listening: parts.listening,
@@ -233,6 +238,7 @@ impl Conn {
             peer: self.peer,
             scheme: self.scheme,
             state: self.state.clone(),
+            worker: self.worker,
         };
         let service = service_fn(move |req: Request<Incoming>| {
             let in_flight = activity.request();

@@ -506,3 +506,53 @@ async fn the_lifecycle_reloads_on_a_signal_and_stops_both_listeners() {
         );
     }
 }
+
+/// The fixture runs two request-path workers. Fresh connections, each from a port of its own,
+/// are spread over both by the kernel; each worker serves its requests over its own upstream
+/// connections, and on shutdown each drains: every request still in flight on either worker
+/// completes before the lifecycle ends.
+#[tokio::test]
+async fn every_worker_serves_and_drains_its_connections() {
+    let (upstream, mut gw) = gateway(Options::default()).await;
+    let access = gw.login(ALICE).await.access;
+    let accepted = |gw: &crate::support::TestGateway| -> Vec<u64> {
+        (0..2)
+            .map(|w| gw.shared.metrics.accepted_by(w).get())
+            .collect()
+    };
+    let before = accepted(&gw);
+    let port = gw.addr.port();
+    let slow: Vec<_> = (0..24)
+        .map(|_| {
+            let access = access.clone();
+            tokio::spawn(async move {
+                let req = Request::get("/slow")
+                    .header("authorization", format!("Bearer {access}"))
+                    .body(empty())
+                    .unwrap();
+                // A client of its own: a connection of its own.
+                send_to(&tls_client(false), port, req).await
+            })
+        })
+        .collect();
+    let upstream_ref = &upstream;
+    assert!(
+        eventually(|| async move { upstream_ref.count() >= 24 }).await,
+        "the upstream never saw the 24 requests"
+    );
+    let after = accepted(&gw);
+    let new: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(new.iter().sum::<u64>(), 24, "{new:?}");
+    assert!(
+        new.iter().all(|&n| n > 0),
+        "one worker took every connection: {new:?}"
+    );
+
+    gw.stop().await.unwrap();
+    for reply in slow {
+        let reply = reply.await.unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), "slow");
+    }
+    assert!(tokio::net::TcpStream::connect(gw.addr).await.is_err());
+}

@@ -64,6 +64,7 @@ pub(super) fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
         idle_timeout,
         max_connections: c.positive(d::SERVER_MAX_CONNECTIONS, raw.max_connections, 1 << 20)
             as usize,
+        workers: workers(c, raw.workers),
         shutdown_grace: c.span(d::SERVER_SHUTDOWN_GRACE, raw.shutdown_grace.as_deref()),
         trusted_proxies,
     }
@@ -75,6 +76,25 @@ pub(super) fn admin(c: &mut Checker, raw: raw::Admin) -> AdminConfig {
         allowed_hosts: allowed_hosts(c, raw.allowed_hosts.unwrap_or_default()),
     }
 }
+
+/// `server.workers`: `1..=MAX_WORKERS`, or `0` for one per core.
+fn workers(c: &mut Checker, value: Option<i64>) -> usize {
+    let n = value.unwrap_or(d::SERVER_WORKERS.default);
+    match usize::try_from(n) {
+        Ok(0) => std::thread::available_parallelism().map_or(1, usize::from),
+        Ok(n) if n <= MAX_WORKERS => n,
+        _ => {
+            c.issue(
+                d::SERVER_WORKERS.key,
+                format!("{n}: must be between 0 (one per core) and {MAX_WORKERS}"),
+            );
+            1
+        }
+    }
+}
+
+/// The most `server.workers` the gateway starts.
+const MAX_WORKERS: usize = 256;
 
 /// The smallest `server.max_header_bytes` the gateway enforces.
 const MIN_HEADER_BYTES: usize = 1024;

@@ -128,7 +128,7 @@ impl TestGateway {
         // The configuration's addresses: `127.0.0.1:0` for both listeners. The clock is
         // adjustable: tests move `shared.clock` forward instead of sleeping until tokens expire.
         let (shared, listeners) = run::start(snapshot, Clock::adjustable()).await.unwrap();
-        let addr = listeners.gateway.local_addr().unwrap();
+        let addr = listeners.gateway_addr().unwrap();
         let admin_addr = listeners.admin.local_addr().unwrap();
         let (signals_tx, signals) = Signals::injected();
         let lifecycle = tokio::spawn(run::serve(shared.clone(), listeners, signals, path));
@@ -301,8 +301,14 @@ pub(crate) fn write_config(dir: &Path, upstream: SocketAddr, options: &Options) 
     } else {
         &options.store
     };
+    // Two request-path workers, whatever the machine: every test crosses workers.
+    let workers = if options.server.contains("workers") {
+        ""
+    } else {
+        "workers = 2\n"
+    };
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"gateway.crt\"\ntls_key = \"gateway.key\"\n{}\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"gateway.crt\"\ntls_key = \"gateway.key\"\n{workers}{}\n\n\
          [admin]\nlisten = \"127.0.0.1:0\"\n{}\n\n[log]\nformat = \"json\"\n\n\
          [tokens]\nsigning_key = \"signing.pem\"\nleeway = \"0s\"\n{}\n\n\
          [store]\n{store}\n\n\
