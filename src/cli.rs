@@ -44,9 +44,13 @@ pub enum Command {
     Init {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Names and addresses the certificate is for.
+        /// Names and addresses the certificate is for; the first is its common name (CN).
         #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
         hosts: Vec<String>,
+        /// How many days the certificate is valid, from now.
+        #[arg(long, default_value_t = crate::keygen::CERT_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
@@ -95,21 +99,29 @@ pub enum SessionsCommand {
     },
 }
 
-/// Which gateway's admin listener to talk to.
+/// Which gateway's admin listener to talk to: `--admin URL`, else the `admin.listen` of the
+/// configuration given with `-c` (only that key is read), else the default `127.0.0.1:9901`.
 #[derive(Debug, clap::Args)]
 pub struct AdminArg {
-    #[command(flatten)]
-    config: ConfigArg,
-    /// The admin listener's base URL (default: from the configuration's `admin.listen`).
+    /// A configuration to take `admin.listen` from (nothing else in it is read or checked).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "PORTCULLIS_CONFIG"
+    )]
+    config: Option<PathBuf>,
+    /// The admin listener's base URL [default: from -c FILE, else http://127.0.0.1:9901].
     #[arg(long, value_name = "URL")]
     admin: Option<String>,
 }
 
 impl AdminArg {
     fn base_url(&self) -> anyhow::Result<String> {
-        match &self.admin {
-            Some(url) => Ok(url.trim_end_matches('/').to_owned()),
-            None => admin_base_url(&self.config.path),
+        match (&self.admin, &self.config) {
+            (Some(url), _) => Ok(url.trim_end_matches('/').to_owned()),
+            (None, Some(path)) => admin_base_url(path),
+            (None, None) => Ok(admin_url(Config::default_admin_listen())),
         }
     }
 }
@@ -119,7 +131,19 @@ pub fn run(command: Command) -> ExitCode {
     exit_code(match command {
         Command::Serve { config } => crate::run::serve_file(&config.path).map_err(Into::into),
         Command::Demo { port } => crate::demo::run(port),
-        Command::Init { dir, hosts, force } => crate::init::run(&dir, &hosts, force),
+        Command::Init {
+            dir,
+            hosts,
+            days,
+            force,
+        } => crate::init::run(
+            &dir,
+            &crate::init::CertRequest {
+                hosts: &hosts,
+                days,
+            },
+            force,
+        ),
         Command::Check { config } => check(&config.path),
         Command::HashPassword => hash_password(),
         Command::Healthcheck { config, url } => healthcheck(&config.path, url),
@@ -163,14 +187,18 @@ fn hash_password() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `http://<admin.listen>` of the configuration at `path` (loopback for a wildcard address).
+/// `http://<admin.listen>` of the configuration at `path`, reading only that key (so a missing
+/// users file or key does not stand in the way of talking to a running gateway).
 fn admin_base_url(path: &Path) -> anyhow::Result<String> {
-    let config = Config::load(path)?;
-    let mut admin = config.admin.listen;
+    Ok(admin_url(Config::load_admin_listen(path)?))
+}
+
+/// `http://<admin>`, loopback for a wildcard address.
+fn admin_url(mut admin: std::net::SocketAddr) -> String {
     if admin.ip().is_unspecified() {
         admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    Ok(format!("http://{admin}"))
+    format!("http://{admin}")
 }
 
 /// How long `portcullis healthcheck` waits for `/readyz`: less than the Dockerfile's
@@ -256,15 +284,83 @@ fn sessions(command: &SessionsCommand) -> anyhow::Result<()> {
         let secs = v.as_u64().unwrap_or(0);
         crate::token::issue::rfc3339_7(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
     };
-    println!("{:<36}  {:<20}  {:<28}  EXPIRES", "SID", "USER", "CREATED");
-    for s in listed["sessions"].as_array().into_iter().flatten() {
-        println!(
-            "{:<36}  {:<20}  {:<28}  {}",
-            s["sid"].as_str().unwrap_or_default(),
-            s["user"].as_str().unwrap_or_default().escape_debug(),
-            at(&s["created_at"]),
-            at(&s["expires_at"]),
+    let rows: Vec<[String; 4]> = listed["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            [
+                s["sid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .escape_debug()
+                    .to_string(),
+                s["user"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .escape_debug()
+                    .to_string(),
+                at(&s["created_at"]),
+                at(&s["expires_at"]),
+            ]
+        })
+        .collect();
+    print!("{}", table(["SID", "USER", "CREATED", "EXPIRES"], &rows));
+    Ok(())
+}
+
+/// `header` and `rows` as text columns two spaces apart, each as wide as its widest cell.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; N]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_are_as_wide_as_their_widest_cell() {
+        let rows = [
+            [
+                "a-very-long-session-id".to_owned(),
+                "bob".to_owned(),
+                "x".to_owned(),
+            ],
+            [
+                "s2".to_owned(),
+                "ålice-with-a-long-name".to_owned(),
+                "y".to_owned(),
+            ],
+        ];
+        let text = table(["SID", "USER", "EXPIRES"], &rows);
+        assert_eq!(
+            text,
+            "SID                     USER                    EXPIRES\n\
+             a-very-long-session-id  bob                     x\n\
+             s2                      ålice-with-a-long-name  y\n"
         );
     }
-    Ok(())
 }

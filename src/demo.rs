@@ -28,7 +28,14 @@ pub(crate) fn run(port: u16) -> anyhow::Result<()> {
         tokio::spawn(echo_upstream(upstream));
 
         let layout = Layout::new(dir.path());
-        init::write(&layout, &["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        let hosts = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+        init::write(
+            &layout,
+            &init::CertRequest {
+                hosts: &hosts,
+                days: crate::keygen::CERT_DAYS,
+            },
+        )?;
         let password = init::random_password();
         crate::keygen::write_private(
             &layout.users,
@@ -38,12 +45,16 @@ pub(crate) fn run(port: u16) -> anyhow::Result<()> {
         let snapshot = crate::run::first_snapshot(&layout.config)?;
         let (shared, listeners) =
             crate::run::start(snapshot, crate::clock::Clock::system()).await?;
+        let admin = listeners
+            .admin
+            .local_addr()
+            .context("cannot read the admin listener's address")?;
         let signals = Signals::install().context("cannot install signal handlers")?;
         // A closed stdout (the reader went away) must not take the gateway down.
         let _ = writeln!(
             std::io::stdout().lock(),
             "{}",
-            walkthrough(port, &layout.cert, &password)
+            walkthrough(port, admin, &layout.cert, &password)
         );
         crate::run::serve(shared, listeners, signals, layout.config.clone()).await?;
         Ok(())
@@ -79,16 +90,18 @@ auth = "required"
     )
 }
 
-fn walkthrough(port: u16, ca: &Path, password: &str) -> String {
+fn walkthrough(port: u16, admin: std::net::SocketAddr, ca: &Path, password: &str) -> String {
     let base = format!("https://127.0.0.1:{port}");
+    let admin = format!("http://{admin}");
     let ca = ca.display();
     format!(
         r#"
-portcullis demo is running on {base} (user "demo", password "{password}").
+portcullis demo is running on {base} (user "demo", password "{password}"),
+its admin listener (/metrics, /readyz, sessions) on {admin}.
 An echo upstream stands behind it. Paste these commands into another shell (bash or zsh):
 
 # --- portcullis demo walk-through ---
-export CA="{ca}" GW="{base}"
+export CA="{ca}" GW="{base}" ADMIN="{admin}"
 # 1. Log in (the seed API's spelling; grant_type=password&username=... works too).
 TOKENS=$(curl -sS --cacert "$CA" "$GW/api/oauth2/token" -d grantType=Password -d userName=demo -d password={password})
 echo "$TOKENS"
@@ -106,6 +119,8 @@ ACCESS=$(printf '%s' "$TOKENS" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 curl -sS -i --cacert "$CA" -X POST -H "Authorization: Bearer $ACCESS" "$GW/api/oauth2/logout"; echo
 # 6. ... and its access token is refused from now on.
 curl -sS -i --cacert "$CA" -H "Authorization: Bearer $ACCESS" "$GW/hello"; echo
+# 7. The admin listener: the live sessions (also: portcullis sessions list --admin "$ADMIN").
+curl -sS "$ADMIN/admin/sessions"; echo
 # --- end ---
 
 Press Ctrl-C to stop; the temporary folder is removed.

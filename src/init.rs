@@ -1,6 +1,7 @@
 //! `portcullis init`: a certificate, a signing key, a starter configuration and a first user.
 //!
-//! Writes `DIR/certs/gateway.crt`, `DIR/certs/gateway.key` and `DIR/certs/signing.pem` (both
+//! Writes `DIR/certs/gateway.crt` (self-signed, CN = the first host, valid `--days`),
+//! `DIR/certs/gateway.key` and `DIR/certs/signing.pem` (both
 //! keys 0600), `DIR/config/portcullis.toml` and `DIR/config/users.toml` (0600, user `admin` with
 //! a random password printed once). The gateway refuses the keys and the users file if group or
 //! others can read them. Refuses to touch anything if one of them exists, unless `--force`; a
@@ -63,7 +64,15 @@ pub fn users_toml(name: &str, password: &str, roles: &[&str]) -> String {
     )
 }
 
-pub fn run(dir: &Path, hosts: &[String], force: bool) -> anyhow::Result<()> {
+/// What `portcullis init` is asked for: the hosts the certificate names and how long it is
+/// valid.
+#[derive(Debug)]
+pub struct CertRequest<'a> {
+    pub hosts: &'a [String],
+    pub days: u32,
+}
+
+pub fn run(dir: &Path, cert: &CertRequest<'_>, force: bool) -> anyhow::Result<()> {
     let layout = Layout::new(dir);
     if !force {
         let in_the_way: Vec<String> =
@@ -81,7 +90,7 @@ pub fn run(dir: &Path, hosts: &[String], force: bool) -> anyhow::Result<()> {
             in_the_way.join("\n  ")
         );
     }
-    let password = write(&layout, hosts)?;
+    let password = write(&layout, cert)?;
     println!("wrote {}", layout.cert.display());
     println!("wrote {} (0600)", layout.key.display());
     println!("wrote {} (0600)", layout.signing.display());
@@ -95,14 +104,15 @@ pub fn run(dir: &Path, hosts: &[String], force: bool) -> anyhow::Result<()> {
 }
 
 /// Writes every file of `layout`; returns the admin password.
-pub fn write(layout: &Layout, hosts: &[String]) -> anyhow::Result<String> {
+pub fn write(layout: &Layout, cert: &CertRequest<'_>) -> anyhow::Result<String> {
     for p in [&layout.cert, &layout.config] {
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
     }
-    let (cert, key) = keygen::self_signed(hosts)?;
+    anyhow::ensure!(!cert.hosts.is_empty(), "--hosts names no host");
+    let (cert, key) = keygen::self_signed(cert.hosts, cert.days)?;
     let signing = keygen::signing_key_pem()?;
     let password = random_password();
     let write_err = |p: &Path| format!("cannot write {}", p.display());

@@ -11,12 +11,25 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 
-/// A self-signed certificate for `hosts` (DNS names or IP addresses): (certificate PEM, key PEM).
-pub fn self_signed(hosts: &[String]) -> Result<(String, String), KeygenError> {
-    let certified =
-        rcgen::generate_simple_self_signed(hosts.to_vec()).map_err(KeygenError::Cert)?;
-    Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
+/// A self-signed certificate for `hosts` (DNS names or IP addresses), valid from now for
+/// `days` days, with the first host as its common name: (certificate PEM, key PEM).
+pub fn self_signed(hosts: &[String], days: u32) -> Result<(String, String), KeygenError> {
+    let mut params = rcgen::CertificateParams::new(hosts.to_vec()).map_err(KeygenError::Cert)?;
+    let mut name = rcgen::DistinguishedName::new();
+    if let Some(first) = hosts.first() {
+        name.push(rcgen::DnType::CommonName, first.as_str());
+    }
+    params.distinguished_name = name;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now;
+    params.not_after = now + time::Duration::days(i64::from(days));
+    let key = rcgen::KeyPair::generate().map_err(KeygenError::Cert)?;
+    let cert = params.self_signed(&key).map_err(KeygenError::Cert)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
+
+/// How long `portcullis init` and `portcullis demo` certificates are valid by default.
+pub const CERT_DAYS: u32 = 365;
 
 /// A new RSA-2048 private key as PKCS#8 PEM.
 pub fn signing_key_pem() -> Result<String, KeygenError> {

@@ -1,12 +1,14 @@
 //! The `portcullis` binary: the top of the command line. The gateway and its subcommands are
 //! the library's (`cli.rs`); `portcullis bench`, the load harness in `bench/`, is compiled into
-//! this binary only, so that the library (and `hdrhistogram`) carries only the gateway.
+//! this binary only, so that the library (and `hdrhistogram`) carries only the gateway. So are
+//! `portcullis completions` and `portcullis man`, which are generated from the whole command
+//! line defined here.
 
 mod bench;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +27,17 @@ enum Command {
     Gateway(portcullis::cli::Command),
     /// Load-test a gateway: virtual users log in, call a path, refresh on 401.
     Bench(bench::BenchArgs),
+    /// Print a shell completion script for bash, zsh or fish.
+    ///
+    /// E.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    ///
+    /// E.g. `portcullis man > /usr/local/share/man/man1/portcullis.1`.
+    Man,
 }
 
 /// Parses the command line, runs the command, maps failure to exit code 1.
@@ -32,7 +45,23 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Gateway(command) => portcullis::cli::run(command),
         Command::Bench(args) => portcullis::cli::exit_code(bench(args)),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "portcullis",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man => portcullis::cli::exit_code(man()),
     }
+}
+
+/// The manual page (its SUBCOMMANDS section lists every command) on stdout.
+fn man() -> anyhow::Result<()> {
+    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+    Ok(())
 }
 
 /// The report goes to stdout: human-readable, or one JSON object with `--json`.

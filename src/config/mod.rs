@@ -6,6 +6,7 @@
 //! which reports its problems in the same `ConfigIssue` form.
 
 mod defaults;
+mod keys;
 mod raw;
 mod validate;
 mod value;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use jsonwebtoken::Algorithm;
+use serde::Deserialize as _;
 pub use value::{Span, SpanError};
 
 /// The whole configuration, every default filled in.
@@ -32,7 +34,8 @@ pub struct Config {
     pub log: LogConfig,
     pub users: Vec<UserConfig>,
     pub routes: Vec<RouteConfig>,
-    /// Keys that parsed and validated but that this version does not act on yet.
+    /// Notes that are not errors: keys this version does not act on yet, settings worth a
+    /// second look (plain HTTP, an issuer that is not an https URL).
     pub notices: Vec<ConfigIssue>,
 }
 
@@ -45,12 +48,57 @@ impl Config {
         Self::parse(&text, path)
     }
 
-    /// Validates `text` as if it had been read from `path` (which anchors relative paths).
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        let raw: raw::Root = toml::from_str(text).map_err(|e| {
+    /// Only `admin.listen` of the file at `path` (its default if unset): for the commands that
+    /// talk to a running gateway and need nothing else. The rest of the file is not checked.
+    pub fn load_admin_listen(path: &Path) -> Result<SocketAddr, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::one("(file)", format!("cannot read {}: {e}", path.display()))
+        })?;
+        #[derive(serde::Deserialize)]
+        struct AdminOnly {
+            #[serde(default)]
+            admin: raw::Admin,
+        }
+        let raw: AdminOnly = toml::from_str(&text).map_err(|e| {
             ConfigErrors::one("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
         })?;
-        validate::validate(raw, path)
+        validate::admin_listen(&raw.admin)
+    }
+
+    /// The default `admin.listen`.
+    pub fn default_admin_listen() -> SocketAddr {
+        validate::admin_listen(&raw::Admin::default())
+            .unwrap_or_else(|_| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9901)))
+    }
+
+    /// Validates `text` as if it had been read from `path` (which anchors relative paths).
+    ///
+    /// Unknown keys are all reported, each with the known key it most resembles, together with
+    /// the problems of the rest of the file.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let syntax = |e: toml::de::Error| {
+            ConfigIssue::new("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
+        };
+        let first_error = match toml::from_str::<raw::Root>(text) {
+            Ok(raw) => return validate::validate(raw, path),
+            Err(e) => e,
+        };
+        let Ok(mut table) = toml::from_str::<toml::Table>(text) else {
+            return Err(ConfigErrors(vec![syntax(first_error)]));
+        };
+        let mut issues = keys::strip_unknown(&mut table);
+        if issues.is_empty() {
+            return Err(ConfigErrors(vec![syntax(first_error)]));
+        }
+        match raw::Root::deserialize(table) {
+            Ok(raw) => {
+                if let Err(rest) = validate::validate(raw, path) {
+                    issues.extend(rest.0);
+                }
+            }
+            Err(e) => issues.push(syntax(e)),
+        }
+        Err(ConfigErrors(issues))
     }
 }
 
@@ -146,6 +194,7 @@ impl Endpoints {
 
 #[derive(Clone, Debug)]
 pub struct TokensConfig {
+    /// `tokens.issuer`; by default `server.public_url` when that is set, else `"portcullis"`.
     pub issuer: String,
     pub algorithm: Algorithm,
     pub signing_key: PathBuf,

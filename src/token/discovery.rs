@@ -69,7 +69,6 @@ pub fn handle_metadata<B>(
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["bearer"],
         "response_types_supported": [],
-        "token_endpoint_auth_signing_alg_values_supported": [format!("{:?}", config.tokens.algorithm)],
     });
     Ok(body::json(StatusCode::OK, document.to_string()))
 }

@@ -127,6 +127,45 @@ async fn the_sessions_command_lists_and_kicks_a_user_out() {
     assert!(ok);
     assert!(table.starts_with("SID"), "{table}");
     assert!(table.contains(&sid_of(&alice.access)) && table.contains(&sid_of(&bob.access)));
+    let columns = |line: &str| -> Vec<usize> {
+        let starts = line.match_indices("  ").map(|(i, _)| i);
+        let mut at: Vec<usize> = starts
+            .filter_map(|i| line[i..].find(|c: char| c != ' ').map(|j| i + j))
+            .collect();
+        at.dedup();
+        at
+    };
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| columns(l) == columns(lines[0]) && columns(l).len() == 3),
+        "aligned columns: {table}"
+    );
+
+    // A configuration that only says where the admin listener is (its users file, keys and
+    // certificate are elsewhere or missing) is enough.
+    let only_admin = dir.path().join("only-admin.toml");
+    std::fs::write(
+        &only_admin,
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:{}\"\n[login]\nusers_file = \"missing.toml\"\n",
+            gw.admin_port
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["sessions", "list", "--user", "bob", "-c"])
+        .arg(&only_admin)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&sid_of(&bob.access)),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (ok, json, _) = run(&["list", "--user", "bob", "--json"]);
     assert!(ok);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();

@@ -56,6 +56,11 @@ fn init_writes_a_config_that_passes_check_and_refuses_to_overwrite() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        stdout.contains("note: tokens.issuer") && stdout.contains("RFC 8414"),
+        "the default issuer is not an https URL, a note and not an error: {stdout}"
+    );
 
     let before = std::fs::read(dir.path().join("certs/signing.pem")).unwrap();
     let again = init(dir.path(), &[]);
@@ -72,6 +77,61 @@ fn init_writes_a_config_that_passes_check_and_refuses_to_overwrite() {
         std::fs::read(dir.path().join("certs/signing.pem")).unwrap(),
         before
     );
+}
+
+/// The certificate's common name and validity (`not_before`, `not_after`, Unix seconds).
+fn certificate(path: &std::path::Path) -> (String, i64, i64) {
+    let pem = std::fs::read(path).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .map(|cn| cn.as_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let validity = cert.validity();
+    (
+        cn,
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    )
+}
+
+#[test]
+fn init_certificate_names_the_first_host_and_is_valid_for_days() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let near = |a: i64, b: i64| (a - b).abs() < 300;
+    let dir = TempDir::new();
+    let out = init(
+        dir.path(),
+        &["--hosts", "gw.example.com,127.0.0.1", "--days", "30"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (cn, not_before, not_after) = certificate(&dir.path().join("certs/gateway.crt"));
+    assert_eq!(cn, "gw.example.com");
+    assert!(near(not_before, now), "not_before {not_before}, now {now}");
+    assert!(near(not_after, now + 30 * 86_400), "not_after {not_after}");
+
+    let dir = TempDir::new();
+    assert!(init(dir.path(), &[]).status.success());
+    let (cn, not_before, not_after) = certificate(&dir.path().join("certs/gateway.crt"));
+    assert_eq!(cn, "localhost");
+    assert!(near(not_before, now), "not_before {not_before}");
+    assert!(
+        near(not_after, now + 365 * 86_400),
+        "one year by default: {not_after}"
+    );
+
+    let dir = TempDir::new();
+    assert_eq!(init(dir.path(), &["--days", "0"]).status.code(), Some(2));
 }
 
 #[test]
@@ -94,7 +154,11 @@ fn check_names_the_key_and_exits_1() {
     assert!(stderr.contains("tokens.access_ttl"), "{stderr}");
     assert!(stderr.contains("routes[0].upstreams[0]"), "{stderr}");
 
-    std::fs::write(&path, "[server]\nlisten_on = 1\n").unwrap();
+    std::fs::write(
+        &path,
+        "[server]\nlisten_on = 1\n[tokens]\nacces_ttl = \"1m\"\nrefresh_ttl = \"soon\"\n",
+    )
+    .unwrap();
     let out = portcullis()
         .arg("check")
         .arg("-c")
@@ -102,7 +166,14 @@ fn check_names_the_key_and_exits_1() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_on"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "server.listen_on: unknown key; did you mean `listen`?",
+        "tokens.acces_ttl: unknown key; did you mean `access_ttl`?",
+        "tokens.refresh_ttl",
+    ] {
+        assert!(stderr.contains(expected), "every problem at once: {stderr}");
+    }
 }
 
 #[test]
@@ -152,6 +223,26 @@ fn hash_password_prints_an_argon2id_phc_string_of_stdin() {
     assert!(argon2::Argon2::default()
         .verify_password(b"pa ss\n", &parsed)
         .is_err());
+}
+
+/// A bare `portcullis sessions list` needs no configuration (no users file, no keys): it
+/// talks to the default admin address.
+#[test]
+fn sessions_without_a_configuration_use_the_default_admin_address() {
+    let dir = TempDir::new();
+    let out = portcullis()
+        .args(["sessions", "list"])
+        .current_dir(dir.path())
+        .env_remove("PORTCULLIS_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Nothing is expected to listen on 9901 here; if something does, it answered.
+    assert!(
+        out.status.success() || stderr.contains("http://127.0.0.1:9901/admin/sessions: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot read"), "{stderr}");
 }
 
 /// The demo's printed walk-through, pasted into bash, works verbatim.
@@ -227,6 +318,10 @@ fn demo_walkthrough_works_when_pasted() {
         2,
         "login and refresh: {text}"
     );
+    assert!(
+        script.contains("ADMIN=\"http://127.0.0.1:") && text.contains("{\"sessions\":["),
+        "the walk-through names the admin listener and reaches it: {script}\n{text}"
+    );
 }
 
 /// A gateway that accepts the connection and never answers is unhealthy within the 2 s
@@ -269,6 +364,8 @@ fn help_texts_cite_no_internal_document() {
         "healthcheck",
         "sessions",
         "bench",
+        "completions",
+        "man",
     ];
     for command in commands {
         let args: Vec<&str> = command.split_whitespace().chain(["--help"]).collect();
@@ -281,4 +378,35 @@ fn help_texts_cite_no_internal_document() {
     assert!(init(dir.path(), &[]).status.success());
     let starter = std::fs::read_to_string(dir.path().join("config/portcullis.toml")).unwrap();
     assert!(!starter.contains("SPEC"), "{starter}");
+}
+
+/// `portcullis completions SHELL` and `portcullis man` print scripts and a page generated from
+/// the command line itself: each names the subcommands.
+#[test]
+fn completions_and_the_man_page_name_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = portcullis().args(["completions", shell]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        for sub in ["serve", "hash-password", "sessions", "bench"] {
+            assert!(text.contains(sub), "{shell} completion lacks {sub}: {text}");
+        }
+    }
+    let out = portcullis().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+
+    let out = portcullis().arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH portcullis"),
+        "{page}"
+    );
+    for sub in ["serve", "check", "hash\\-password", "sessions"] {
+        assert!(page.contains(sub), "man page lacks {sub}: {page}");
+    }
 }

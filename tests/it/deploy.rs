@@ -84,3 +84,38 @@ fn the_runtime_image_has_ca_certificates() {
         "{runtime}"
     );
 }
+
+/// `deploy/portcullis.service` runs the binary's `serve` and keeps the hardening the README
+/// promises.
+#[test]
+fn the_systemd_unit_serves_hardened() {
+    let unit = repo("deploy/portcullis.service");
+    let mut service = std::collections::HashMap::new();
+    let mut section = "";
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if let Some((key, value)) = line.split_once('=') {
+            if section == "[Service]" && !line.starts_with('#') {
+                service.insert(key.trim(), value.trim());
+            }
+        }
+    }
+    let exec = service["ExecStart"];
+    let mut words = exec.split_whitespace();
+    assert!(words.next().unwrap().ends_with("/portcullis"), "{exec}");
+    assert_eq!(words.collect::<Vec<_>>(), ["serve"], "{exec}");
+    for (key, value) in [
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("StateDirectory", "portcullis"),
+    ] {
+        assert_eq!(service.get(key), Some(&value), "[Service] {key}");
+    }
+    assert!(
+        unit.contains("[Install]\nWantedBy=multi-user.target"),
+        "{unit}"
+    );
+}

@@ -111,6 +111,17 @@ async fn jwks_and_metadata_documents() {
         meta["grant_types_supported"],
         serde_json::json!(["password", "refresh_token"])
     );
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["none"])
+    );
+    let fields = meta.as_object().unwrap();
+    assert!(
+        !fields
+            .keys()
+            .any(|k| k.starts_with("token_endpoint_auth_signing")),
+        "no client-authentication field beside \"none\": {meta}"
+    );
 
     let gw = TestGateway::start(
         upstream.addr,
@@ -128,6 +139,14 @@ async fn jwks_and_metadata_documents() {
         meta["token_endpoint"],
         "https://gw.example.com/api/oauth2/token"
     );
+    assert_eq!(
+        meta["issuer"], "https://gw.example.com",
+        "the issuer is public_url"
+    );
+    let tokens = gw.login(ALICE).await;
+    let (_, claims) = decode_parts(&tokens.access);
+    assert_eq!(claims["iss"], "https://gw.example.com");
+    assert_eq!(gw.get("/x", Some(&tokens.access)).await.status, 200);
 }
 
 #[tokio::test]

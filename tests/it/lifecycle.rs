@@ -67,7 +67,8 @@ async fn sighup_reloads_users_routes_and_the_certificate() {
     );
     std::fs::write(dir.path().join("users.toml"), users).unwrap();
     let (cert, key) =
-        portcullis::keygen::self_signed(&["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        portcullis::keygen::self_signed(&["localhost".to_owned(), "127.0.0.1".to_owned()], 1)
+            .unwrap();
     std::fs::write(dir.path().join("gateway.crt"), &cert).unwrap();
     portcullis::keygen::write_private(&dir.path().join("gateway.key"), key.as_bytes()).unwrap();
     gw.signal("HUP");

@@ -98,6 +98,21 @@ impl Checker {
     }
 }
 
+/// `admin.listen` alone, for the commands that only talk to a running gateway.
+pub(super) fn admin_listen(raw: &raw::Admin) -> Result<SocketAddr, ConfigErrors> {
+    let mut c = Checker {
+        base: PathBuf::new(),
+        issues: Vec::new(),
+        notices: Vec::new(),
+    };
+    let listen = c.addr(defaults::ADMIN_LISTEN, raw.listen.as_deref());
+    if c.issues.is_empty() {
+        Ok(listen)
+    } else {
+        Err(ConfigErrors(c.issues))
+    }
+}
+
 pub(super) fn validate(raw: raw::Root, source: &Path) -> Result<Config, ConfigErrors> {
     let base = source.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Checker {
@@ -109,7 +124,7 @@ pub(super) fn validate(raw: raw::Root, source: &Path) -> Result<Config, ConfigEr
     let server = server::server(&mut c, raw.server);
     let admin = server::admin(&mut c, raw.admin);
     let endpoints = endpoints::endpoints(&mut c, raw.endpoints);
-    let tokens = tokens::tokens(&mut c, raw.tokens);
+    let tokens = tokens::tokens(&mut c, raw.tokens, server.public_url.as_deref());
     let store = store::store(&mut c, raw.store);
     let login = login::login(&mut c, raw.login);
     let log = log::log(&mut c, &raw.log);
@@ -189,9 +204,20 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_refused() {
+    fn unknown_keys_are_refused_all_at_once_beside_the_other_problems() {
         let err = parse("[server]\nlisten_addr = \"0.0.0.0:1\"\n").unwrap_err();
-        assert_eq!(keys(err), ["(syntax)"]);
+        assert_eq!(err.0[0].problem, "unknown key; did you mean `listen`?");
+        assert_eq!(keys(err), ["server.listen_addr"]);
+        let err = parse(
+            "[server]\nlisten_on = 1\n[tokens]\nacess_ttl = \"1m\"\nrefresh_ttl = \"soon\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            ["server.listen_on", "tokens.acess_ttl", "tokens.refresh_ttl"]
+        );
+        let err = parse("[server]\nlisten_on = 1\nlisten = 5\n").unwrap_err();
+        assert_eq!(keys(err), ["server.listen_on", "(syntax)"]);
     }
 
     #[test]
@@ -310,6 +336,24 @@ mod tests {
         assert_eq!(keys(err), ["store.url"]);
         let err = parse("[store]\nkind = \"redis\"\nurl = \"redis://h\"\nca = \"/nonexistent\"\n");
         assert_eq!(keys(err.unwrap_err()), ["store.ca", "store.ca"]);
+    }
+
+    #[test]
+    fn the_issuer_defaults_to_public_url_and_an_explicit_one_wins() {
+        let notes =
+            |cfg: &Config| -> Vec<String> { cfg.notices.iter().map(|n| n.key.clone()).collect() };
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.tokens.issuer, "portcullis");
+        assert_eq!(notes(&cfg), ["tokens.issuer"], "not an https URL: a note");
+        let cfg = parse("[server]\npublic_url = \"https://gw.example.com/\"\n").unwrap();
+        assert_eq!(cfg.tokens.issuer, "https://gw.example.com");
+        assert!(notes(&cfg).is_empty(), "{:?}", cfg.notices);
+        let cfg =
+            parse("[server]\npublic_url = \"https://gw.example.com\"\n[tokens]\nissuer = \"me\"\n")
+                .unwrap();
+        assert_eq!(cfg.tokens.issuer, "me");
+        assert_eq!(notes(&cfg), ["tokens.issuer"]);
+        assert!(cfg.notices[0].problem.contains("RFC 8414"));
     }
 
     #[test]

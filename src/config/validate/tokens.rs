@@ -7,7 +7,8 @@ use crate::config::defaults as d;
 use crate::config::raw;
 use crate::config::{Algorithm, TokensConfig};
 
-pub(super) fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
+/// `public_url` is the validated `server.public_url`: the issuer's default when it is set.
+pub(super) fn tokens(c: &mut Checker, raw: raw::Tokens, public_url: Option<&str>) -> TokensConfig {
     let algorithm_text = raw
         .algorithm
         .unwrap_or_else(|| d::TOKENS_ALGORITHM.default.to_owned());
@@ -33,9 +34,18 @@ pub(super) fn tokens(c: &mut Checker, raw: raw::Tokens) -> TokensConfig {
     };
     let issuer = raw
         .issuer
+        .or_else(|| public_url.map(str::to_owned))
         .unwrap_or_else(|| d::TOKENS_ISSUER.default.to_owned());
     if issuer.is_empty() {
         c.issue("tokens.issuer", "must not be empty");
+    } else if !issuer.starts_with("https://") {
+        c.notice(
+            "tokens.issuer",
+            format!(
+                "{issuer:?} is not an https URL; strict RFC 8414 clients refuse the metadata \
+                 (set server.public_url or tokens.issuer to the gateway's https URL)"
+            ),
+        );
     }
     let signing_key = raw
         .signing_key

@@ -47,7 +47,7 @@ pub(crate) fn material() -> &'static Material {
     static MATERIAL: OnceLock<Material> = OnceLock::new();
     MATERIAL.get_or_init(|| {
         let (cert_pem, key_pem) =
-            portcullis::keygen::self_signed(&["localhost".to_owned(), "127.0.0.1".to_owned()])
+            portcullis::keygen::self_signed(&["localhost".to_owned(), "127.0.0.1".to_owned()], 1)
                 .unwrap();
         let hash = |p: &str| portcullis::login::hash_password(p.as_bytes());
         let users_toml = format!(
