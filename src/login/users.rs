@@ -1,13 +1,18 @@
 //! The user table from `[[users]]` and `users_file`, and argon2id password verification.
 //!
-//! Verification is CPU-bound (~30 ms); callers run it on the blocking pool. An unknown user name
-//! costs the same argon2 work as a known one (a verification against a hash of a random
-//! password), so response timing does not reveal which names exist.
+//! Verification is CPU-bound (~30 ms); callers run it on the hashing threads (`admission.rs`).
+//! Each thread hashes into one argon2 memory area of its own, kept from login to login, so a
+//! login storm does not grow memory (the argon2 crate's own `verify_password` allocates, and
+//! the allocator keeps, `m_cost` KiB per call). An unknown user name costs the same argon2
+//! work as a known one (a verification against a hash of a random password), so response
+//! timing does not reveal which names exist.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq;
 
 use crate::config::UserConfig;
 
@@ -45,9 +50,7 @@ impl Users {
             Some(user) => (user.password_hash.as_str(), Some(user)),
             None => (decoy_hash(), None),
         };
-        let ok = PasswordHash::new(hash)
-            .and_then(|phc| Argon2::default().verify_password(password.as_bytes(), &phc))
-            .is_ok();
+        let ok = verify_phc(hash, password.as_bytes());
         match (ok, user) {
             (true, Some(user)) => Some(VerifiedUser {
                 name: user.name.clone(),
@@ -69,6 +72,50 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
+}
+
+thread_local! {
+    /// This thread's argon2 memory, as large as the largest `m_cost` it has hashed with.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `password` hashes to the argon2 PHC string `hash`, computed in this thread's
+/// reusable memory and compared in constant time. A malformed hash matches nothing.
+fn verify_phc(hash: &str, password: &[u8]) -> bool {
+    let Ok(phc) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Some(salt), Some(expected)) =
+        (Algorithm::try_from(phc.algorithm), phc.salt, phc.hash)
+    else {
+        return false;
+    };
+    let version = match phc.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    // `m`, `t`, `p` and the output length, as the PHC string gives them.
+    let Ok(params) = Params::try_from(&phc) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let expected = expected.as_bytes();
+    let mut output = [0u8; 64];
+    let Some(out) = output.get_mut(..expected.len()) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let hashed = MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..])
+    });
+    hashed.is_ok() && bool::from(out.ct_eq(expected))
 }
 
 /// An argon2id PHC string (m=19456 KiB, t=2, p=1: the argon2 crate's defaults, OWASP's minimum).
@@ -106,5 +153,42 @@ mod tests {
         assert_eq!(alice.roles, ["admin"]);
         assert!(users.verify("alice", "wrong").is_none());
         assert!(users.verify("bob", "s3cret").is_none());
+    }
+
+    /// Hashes of every argon2 variant, version and cost verify as the argon2 crate's own
+    /// `verify_password` does them, in one memory area that is reused, not grown again.
+    #[test]
+    fn verification_agrees_with_argon2_and_reuses_its_memory() {
+        use argon2::password_hash::PasswordVerifier;
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let mut hashes = vec![hash_password(b"pw")];
+        for (algorithm, version, m, t, p, len) in [
+            (Algorithm::Argon2i, Version::V0x13, 64, 3, 1, 32),
+            (Algorithm::Argon2d, Version::V0x10, 256, 1, 2, 16),
+            (Algorithm::Argon2id, Version::V0x13, 1024, 2, 4, 64),
+        ] {
+            let params = Params::new(m, t, p, Some(len)).unwrap();
+            let argon2 = Argon2::new(algorithm, version, params);
+            hashes.push(argon2.hash_password(b"pw", &salt).unwrap().to_string());
+        }
+        let mut area = None;
+        for hash in &hashes {
+            let phc = PasswordHash::new(hash).unwrap();
+            for password in [&b"pw"[..], b"pW", b""] {
+                let theirs = Argon2::default().verify_password(password, &phc).is_ok();
+                assert_eq!(verify_phc(hash, password), theirs, "{hash} {password:?}");
+            }
+            let here = MEMORY.with_borrow(|m| (m.as_ptr() as usize, m.len()));
+            // The first hash is the largest (19456 KiB): later ones use the same area.
+            assert_eq!(*area.get_or_insert(here), here, "{hash}");
+        }
+        assert_eq!(area.unwrap().1, 19456);
+        for malformed in [
+            "",
+            "$argon2id$v=19$m=19456,t=2,p=1$",
+            "$scrypt$ln=1$c2FsdA$aGFzaA",
+        ] {
+            assert!(!verify_phc(malformed, b"pw"), "{malformed}");
+        }
     }
 }

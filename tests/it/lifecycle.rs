@@ -252,6 +252,47 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// Resident set of process `pid`, from `/proc/<pid>/status` (`VmRSS`), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Password hashes run on a fixed set of threads, each reusing one argon2 memory area: after
+/// a storm of logins (four at a time, so that they overlap), the gateway's resident memory
+/// stays within 64 MiB plus one `m_cost` (19 MiB) per hashing thread, instead of keeping an
+/// area for every thread that ever hashed.
+#[tokio::test]
+async fn a_login_storm_leaves_resident_memory_bounded() {
+    let upstream = MockUpstream::start().await;
+    let dir = TempDir::new();
+    let config = write_config(dir.path(), upstream.addr, &Options::default());
+    let gw = Arc::new(ChildGateway::start(&config));
+    for _ in 0..12 {
+        let logins: Vec<_> = (0..4)
+            .map(|_| {
+                let gw = gw.clone();
+                tokio::spawn(async move { gw.login(ALICE).await })
+            })
+            .collect();
+        for login in logins {
+            login.await.unwrap();
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let hashing_threads = (cores / 2).max(1);
+    let bound = 64 * 1024 + hashing_threads * 19 * 1024;
+    let rss = rss_kib(gw.child.id());
+    assert!(
+        rss <= bound,
+        "RSS after 48 logins: {rss} KiB, over {bound} KiB"
+    );
+}
+
 #[tokio::test]
 async fn a_gibibyte_each_way_streams_in_bounded_memory() {
     use http_body_util::BodyExt;
