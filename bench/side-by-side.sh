@@ -721,7 +721,7 @@ COMMAND+="bench/side-by-side.sh"
   printf 'rounds\t%s\n' "$ROUNDS"
   printf 'duration\t%s\n' "$DURATION"
   printf 'tokens\t%s\n' "$TOKENS"
-  printf 'workers\tnginx worker_processes %s, HAProxy nbthread %s, upstream nginx worker_processes %s, portcullis: one tokio worker per core\n' "$NGINX_WORKERS" "$HAPROXY_THREADS" "$UPSTREAM_WORKERS"
+  printf 'workers\tnginx worker_processes %s, HAProxy nbthread %s, upstream nginx worker_processes %s, portcullis: server.workers = one single-threaded runtime per core\n' "$NGINX_WORKERS" "$HAPROXY_THREADS" "$UPSTREAM_WORKERS"
   printf 'incomplete\t%s\n' "$INCOMPLETE"
   if ((BASELINE)); then
     printf 'baseline\t%s\n' "$BASELINE_LABEL"
