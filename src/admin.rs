@@ -24,6 +24,10 @@ pub(crate) async fn handle(shared: &Shared, req: &Request<Incoming>) -> Response
     let path = req.uri().path();
     match path {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        "/readyz" if shared.is_draining() => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"not ready","reason":"shutting down"}"#,
+        ),
         "/readyz" if shared.sessions.is_ready() => json(StatusCode::OK, r#"{"status":"ready"}"#),
         "/readyz" => json(
             StatusCode::SERVICE_UNAVAILABLE,

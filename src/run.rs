@@ -1,7 +1,8 @@
 //! The process lifecycle, one for `portcullis serve`, `portcullis demo` and the integration-test
 //! fixture: the runtime, the first snapshot, binding the two listeners once (from the
 //! [`ListenerSettings`]), the signals, the reload loop (SIGHUP) and the shutdown (SIGTERM,
-//! SIGINT: both listeners drain, each for at most `server.shutdown_grace`).
+//! SIGINT: `/readyz` fails at once, both listeners keep serving for `server.drain_delay`, then
+//! they stop accepting and drain, each for at most `server.shutdown_grace`).
 //!
 //! The pieces are separate so that a caller can do something between them (the demo prints its
 //! walk-through once the port is bound; the tests bind `127.0.0.1:0` and inject signals).
@@ -173,6 +174,14 @@ pub async fn serve(
             ended = &mut gateway => break Some(ended),
         }
     };
+    // Readiness fails at once; both listeners keep serving for `drain_delay`, so that load
+    // balancers notice and stop sending before the listeners close.
+    shared.start_draining();
+    let delay = shared.snapshot().config.server.drain_delay;
+    if ended.is_none() && !delay.is_zero() {
+        tracing::info!(drain_delay = ?delay, "shutting down: /readyz answers 503; still serving until the delay ends");
+        tokio::time::sleep(delay).await;
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let gateway = match ended {

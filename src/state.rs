@@ -227,6 +227,8 @@ pub struct Shared {
     pub certs: Option<Arc<CertResolver>>,
     /// What the listeners were bound with, from the first snapshot; reloads do not change it.
     pub listener: ListenerSettings,
+    /// Set once shutdown has begun: `/readyz` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -272,7 +274,19 @@ impl Shared {
             clock,
             certs,
             listener,
+            draining: Default::default(),
         }))
+    }
+
+    /// Shutdown has begun: readiness fails from now on, so that load balancers stop sending.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The current snapshot; take it once per request.

@@ -88,6 +88,7 @@ defaults! {
     SERVER_MAX_CONNECTIONS: Int "server.max_connections" = 10_000;
     SERVER_WORKERS: Int "server.workers" = 0;
     SERVER_SHUTDOWN_GRACE: Str "server.shutdown_grace" = "30s";
+    SERVER_DRAIN_DELAY: Str "server.drain_delay" = "0s";
     SERVER_TRUSTED_PROXIES: List "server.trusted_proxies";
 
     ADMIN_LISTEN: Str "admin.listen" = "127.0.0.1:9901";

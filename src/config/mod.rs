@@ -118,6 +118,9 @@ pub struct ServerConfig {
     /// per core).
     pub workers: usize,
     pub shutdown_grace: Duration,
+    /// After SIGTERM: how long `/readyz` answers 503 while both listeners keep serving, so that
+    /// load balancers stop sending before the listeners close.
+    pub drain_delay: Duration,
     /// Peers whose `X-Forwarded-For`, `-Proto` and `-Host` are believed (SPEC §3).
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }

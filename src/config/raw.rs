@@ -43,6 +43,7 @@ pub(crate) struct Server {
     pub(crate) max_connections: Option<i64>,
     pub(crate) workers: Option<i64>,
     pub(crate) shutdown_grace: Option<String>,
+    pub(crate) drain_delay: Option<String>,
     pub(crate) trusted_proxies: Option<Vec<String>>,
 }
 

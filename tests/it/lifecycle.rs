@@ -611,3 +611,46 @@ async fn every_worker_serves_and_drains_its_connections() {
     }
     assert!(tokio::net::TcpStream::connect(gw.addr).await.is_err());
 }
+
+/// SIGTERM with `drain_delay`: `/readyz` answers 503 at once, both listeners keep serving
+/// new connections for the delay (a load balancer's health checks notice meanwhile), then the
+/// gateway stops accepting and the lifecycle ends.
+#[tokio::test]
+async fn sigterm_fails_readiness_then_keeps_serving_for_the_drain_delay() {
+    let (_upstream, mut gw) = gateway(Options {
+        server: "drain_delay = \"2s\"",
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(gw.admin("GET", "/readyz").await.status, 200);
+    let signalled = Instant::now();
+    gw.signal(Signal::Terminate);
+    let gw_ref = &gw;
+    assert!(
+        eventually(|| async move { gw_ref.admin("GET", "/readyz").await.status == 503 }).await,
+        "readiness never failed"
+    );
+    // New connections during the delay, each a client of its own, are served.
+    for _ in 0..3 {
+        let req = Request::get("/.well-known/jwks.json")
+            .body(empty())
+            .unwrap();
+        assert_eq!(
+            send_to(&tls_client(false), gw.addr.port(), req)
+                .await
+                .status,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "the requests above took longer than the delay"
+    );
+    gw.stop().await.unwrap();
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "the lifecycle ended before the drain delay"
+    );
+    assert!(tokio::net::TcpStream::connect(gw.addr).await.is_err());
+}

@@ -66,6 +66,7 @@ pub(super) fn server(c: &mut Checker, raw: raw::Server) -> ServerConfig {
             as usize,
         workers: workers(c, raw.workers),
         shutdown_grace: c.span(d::SERVER_SHUTDOWN_GRACE, raw.shutdown_grace.as_deref()),
+        drain_delay: c.span(d::SERVER_DRAIN_DELAY, raw.drain_delay.as_deref()),
         trusted_proxies,
     }
 }
