@@ -148,8 +148,13 @@ pub(crate) async fn handle(
     response
 }
 
-/// The metrics' route label of requests no route served (the token endpoints included).
-static UNROUTED: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "-".into());
+/// The metrics' and the access log's route label of requests that matched no route.
+static UNROUTED: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "unmatched".into());
+
+/// The route label of each of the gateway's own endpoints (`token`, `logout`, …), by
+/// `Endpoint as usize`.
+static ENDPOINT_LABELS: std::sync::LazyLock<[Arc<str>; Endpoint::ALL.len()]> =
+    std::sync::LazyLock::new(|| Endpoint::ALL.map(|e| e.name().into()));
 
 /// A trusted proxy's `X-Forwarded-Proto` (its first value), when it is `http` or `https`.
 fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
@@ -171,7 +176,11 @@ async fn handle_inner(
 ) -> Result<Response<Body>, Rejection> {
     let snapshot = ctx.snapshot.clone();
     let path = req.uri().path();
-    match snapshot.config.endpoints.find(path) {
+    let endpoint = snapshot.config.endpoints.find(path);
+    if let Some(endpoint) = endpoint {
+        record.route = Some(ENDPOINT_LABELS[endpoint as usize].clone());
+    }
+    match endpoint {
         Some(Endpoint::Token) => {
             let result = token::handle_token(&ctx.tokens(), &mut record.user, req)
                 .await

@@ -5,10 +5,13 @@
 
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -45,6 +48,16 @@ pub struct UpstreamError {
 }
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
+pub struct Build {
+    pub version: &'static str,
+}
+
+#[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
+pub struct ReloadResult {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
 pub struct WorkerLabel {
     pub worker: u16,
 }
@@ -63,11 +76,37 @@ pub struct Metrics {
     /// Connections each request-path worker accepted: how evenly the kernel spreads them.
     pub accepted: Family<WorkerLabel, Counter>,
     pub active_sessions: Gauge,
+    /// SIGHUP reloads by result, `success` or `failure`.
+    pub reloads: Family<ReloadResult, Counter>,
+    /// When the configuration in force was loaded (start or reload), Unix seconds.
+    pub last_reload_success: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("portcullis");
+        // The process's own families (`process_*`) have no prefix; ours are `portcullis_*`.
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let build = Family::<Build, Gauge>::default();
+        build
+            .get_or_create(&Build {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        let reloads = Family::<ReloadResult, Counter>::default();
+        let last_reload_success = Gauge::<f64, AtomicU64>::default();
+        let registry = root.sub_registry_with_prefix("portcullis");
+        registry.register("build_info", "The running version (always 1)", build);
+        registry.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP) by result",
+            reloads.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the configuration in force was loaded, at start or by a reload",
+            last_reload_success.clone(),
+        );
         let requests = Family::<RouteStatus, Counter>::default();
         let duration = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
             // 100 µs to ~52 s.
@@ -118,7 +157,7 @@ impl Default for Metrics {
         );
         registry.register("active_sessions", "Live sessions", active_sessions.clone());
         Self {
-            registry,
+            registry: root,
             requests,
             duration,
             auth_failures,
@@ -128,11 +167,27 @@ impl Default for Metrics {
             open_connections,
             accepted,
             active_sessions,
+            reloads,
+            last_reload_success,
         }
     }
 }
 
 impl Metrics {
+    /// Counts a reload; a successful one at `now` (Unix seconds) also sets the timestamp.
+    pub fn reloaded(&self, ok: bool, now: u64) {
+        let result = if ok { "success" } else { "failure" };
+        self.reloads.get_or_create(&ReloadResult { result }).inc();
+        if ok {
+            self.loaded(now);
+        }
+    }
+
+    /// The configuration in force was loaded at `now` (Unix seconds).
+    pub fn loaded(&self, now: u64) {
+        self.last_reload_success.set(now as f64);
+    }
+
     /// The counter of connections worker `worker` accepts; take it once per worker.
     pub fn accepted_by(&self, worker: usize) -> Counter {
         let worker = u16::try_from(worker).unwrap_or(u16::MAX);
@@ -150,5 +205,141 @@ impl Metrics {
     /// Counts a refused token; `reason` is the error's own label (`AuthError::reason`).
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.get_or_create(&Reason { reason }).inc();
+    }
+}
+
+/// `process_*` as Prometheus's client libraries name them, read from `/proc` at each scrape
+/// (elsewhere than Linux: none).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(p) = ProcessStats::read() else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(p.cpu_seconds);
+        let descriptor = encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            cpu.metric_type(),
+        )?;
+        cpu.encode(descriptor)?;
+        for (name, help, value) in [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                p.resident_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                p.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                p.max_fds,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                p.start_time,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            let descriptor = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(descriptor)?;
+        }
+        Ok(())
+    }
+}
+
+/// What `/proc` says about this process.
+#[derive(Debug, PartialEq)]
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: f64,
+    open_fds: f64,
+    max_fds: f64,
+    start_time: f64,
+}
+
+/// Clock ticks per second in `/proc/*/stat`: `USER_HZ`, 100 on every Linux architecture.
+const USER_HZ: f64 = 100.0;
+
+impl ProcessStats {
+    fn read() -> Option<Self> {
+        let read = |path| std::fs::read_to_string(path).ok();
+        Self::parse(
+            &read("/proc/self/stat")?,
+            &read("/proc/self/status")?,
+            &read("/proc/self/limits")?,
+            &read("/proc/stat")?,
+            std::fs::read_dir("/proc/self/fd").ok()?.count(),
+        )
+    }
+
+    fn parse(stat: &str, status: &str, limits: &str, system: &str, fds: usize) -> Option<Self> {
+        // After the command name, which may hold spaces and parentheses: field 3 on.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+        let boot: f64 = system
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        let rss_kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        let max_fds = limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max open files"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|soft| soft.parse().ok())
+            .unwrap_or(f64::INFINITY);
+        Some(Self {
+            cpu_seconds: (field(14)? + field(15)?) / USER_HZ,
+            resident_bytes: rss_kib * 1024.0,
+            open_fds: fds as f64,
+            max_fds,
+            start_time: boot + field(22)? / USER_HZ,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_stats_come_from_the_proc_files() {
+        let stat = "4242 (a (odd) name) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 \
+                    9 0 123400 1000000 300 18446744073709551615";
+        let status = "Name:\tportcullis\nVmRSS:\t   20480 kB\nThreads:\t9\n";
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            1024                 524288               files\n";
+        let system = "cpu  1 2 3\nbtime 1764590000\nprocesses 5\n";
+        let p = ProcessStats::parse(stat, status, limits, system, 12).unwrap();
+        assert_eq!(
+            p,
+            ProcessStats {
+                cpu_seconds: 3.0,
+                resident_bytes: 20480.0 * 1024.0,
+                open_fds: 12.0,
+                max_fds: 1024.0,
+                start_time: 1764590000.0 + 1234.0,
+            }
+        );
+        assert!(ProcessStats::parse("garbage", status, limits, system, 1).is_none());
+        // This process's own files parse.
+        assert!(ProcessStats::read().is_some_and(|p| p.resident_bytes > 0.0 && p.open_fds > 0.0));
     }
 }

@@ -7,10 +7,11 @@ use std::path::Path;
 use crate::config::{Config, ConfigErrors};
 use crate::state::{Shared, Snapshot};
 
-/// Re-reads `path` and, if the whole configuration is valid, makes it current.
+/// Re-reads `path` and, if the whole configuration is valid, makes it current. Either way it
+/// is counted in `portcullis_config_reloads_total`.
 pub fn reload(shared: &Shared, path: &Path) -> Result<(), ConfigErrors> {
-    let config = Config::load(path)?;
-    let snapshot = Snapshot::build(config)?;
-    shared.replace(snapshot);
+    let result = Config::load(path).and_then(Snapshot::build);
+    shared.metrics.reloaded(result.is_ok(), shared.clock.unix());
+    shared.replace(result?);
     Ok(())
 }

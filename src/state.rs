@@ -264,13 +264,15 @@ impl Shared {
                 clock.clone(),
             )?),
         };
+        let metrics = crate::metrics::Metrics::default();
+        metrics.loaded(clock.unix());
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             sessions,
             throttle: Default::default(),
             hashing: Default::default(),
             replays: Default::default(),
-            metrics: Default::default(),
+            metrics,
             clock,
             certs,
             listener,

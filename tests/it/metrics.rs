@@ -100,3 +100,63 @@ async fn health_and_metrics_after_a_scripted_cycle() {
     );
     assert!(value("portcullis_open_connections") >= 1.0);
 }
+
+/// The families operators alert on: the build, the process (from `/proc`), reloads by result
+/// and the last good one, and the gateway's own endpoints and unrouted requests under route
+/// labels of their own.
+#[tokio::test]
+async fn operator_metrics_after_reloads_and_token_traffic() {
+    let (_upstream, gw) = gateway(Options::with_routes(
+        "[[routes]]\nname = \"api\"\npath_prefix = \"/api/v1\"\nupstreams = [\"http://{upstream}\"]\n",
+    ))
+    .await;
+    let started = gw.shared.clock.unix();
+    let _tokens = gw.login(ALICE).await;
+    assert_eq!(gw.get("/nowhere", None).await.status, 404);
+    gw.reload(&Options::with_routes(
+        "[[routes]]\nname = \"api\"\npath_prefix = \"/api/v2\"\nupstreams = [\"http://{upstream}\"]\n",
+    ))
+    .unwrap();
+    let bad = Options {
+        server: "max_connections = 0",
+        ..Options::default()
+    };
+    assert!(gw.reload(&bad).is_err());
+
+    let (status, _, text) = admin_get(&gw, "/metrics").await;
+    assert_eq!(status, 200);
+    let values = samples(&text);
+    let value = |name: &str| {
+        *values
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        value(&format!("portcullis_build_info{{version=\"{version}\"}}")),
+        1.0
+    );
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    let start = value("process_start_time_seconds");
+    assert!(start > 1.7e9 && start <= started as f64 + 1.0, "{start}");
+    assert_eq!(
+        value("portcullis_config_reloads_total{result=\"success\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("portcullis_config_reloads_total{result=\"failure\"}"),
+        1.0
+    );
+    assert!(value("portcullis_config_last_reload_success_timestamp_seconds") >= started as f64);
+    assert_eq!(
+        value("portcullis_requests_total{route=\"token\",status=\"200\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("portcullis_requests_total{route=\"unmatched\",status=\"404\"}"),
+        1.0
+    );
+}
