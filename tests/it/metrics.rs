@@ -160,3 +160,48 @@ async fn operator_metrics_after_reloads_and_token_traffic() {
         1.0
     );
 }
+
+/// Every metric the Grafana dashboard in `deploy/` plots is in a live scrape, after a cycle
+/// that moves each family: a login, a proxied call, a refused token, a bad password, an
+/// upstream that refuses connections, a reload.
+#[tokio::test]
+async fn every_metric_the_dashboard_plots_is_in_a_live_scrape() {
+    let routes =
+        "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n\n\
+                  [[routes]]\nname = \"dead\"\npath_prefix = \"/dead\"\nauth = \"public\"\n\
+                  upstreams = [\"http://127.0.0.1:1\"]\n";
+    let (_upstream, gw) = gateway(Options::with_routes(routes)).await;
+    let tokens = gw.login(ALICE).await;
+    assert_eq!(gw.get("/x", Some(&tokens.access)).await.status, 200);
+    assert_eq!(gw.get("/x", None).await.status, 401);
+    let _ = gw
+        .token("grant_type=password&username=alice&password=nope")
+        .await;
+    assert_eq!(gw.get("/dead/x", None).await.status, 502);
+    gw.reload(&Options::with_routes(routes)).unwrap();
+    let (_, _, text) = admin_get(&gw, "/metrics").await;
+    let scraped: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split([' ', '{']).next())
+        .collect();
+
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana-dashboard.json"
+    )))
+    .unwrap();
+    let mut plotted = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            plotted.extend(
+                words.filter(|w| w.starts_with("portcullis_") || w.starts_with("process_")),
+            );
+        }
+    }
+    assert!(plotted.len() >= 15, "{plotted:?}");
+    let missing: Vec<_> = plotted.iter().filter(|m| !scraped.contains(**m)).collect();
+    assert!(missing.is_empty(), "not in the scrape: {missing:?}\n{text}");
+}
