@@ -148,7 +148,7 @@ pub(crate) async fn handle(
     response
 }
 
-/// The metrics' and the access log's route label of requests that matched no route.
+/// The metrics' route label of requests that matched no route (the access log says `-`).
 static UNROUTED: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "unmatched".into());
 
 /// The route label of each of the gateway's own endpoints (`token`, `logout`, …), by

@@ -110,17 +110,26 @@ mod tests {
 
     use super::*;
 
+    /// A job on `pool` that holds its hashing thread until the sender is used (or 5 s pass).
+    fn occupied(
+        pool: &Arc<HashPool>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<bool, Busy>>,
+    ) {
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let pool = pool.clone();
+        let first = tokio::spawn(async move {
+            pool.run(move || release_rx.recv_timeout(Duration::from_secs(5)).is_ok())
+                .await
+        });
+        (release_tx, first)
+    }
+
     #[tokio::test]
     async fn runs_at_most_workers_at_once_and_refuses_beyond_the_queue() {
         let pool = Arc::new(HashPool::new(1, 1));
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let first = {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                pool.run(move || release_rx.recv_timeout(Duration::from_secs(5)).is_ok())
-                    .await
-            })
-        };
+        let (release_tx, first) = occupied(&pool);
         // Let the first take the only slot, then queue a second.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let second = {
@@ -141,14 +150,7 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_login_is_skipped_and_frees_its_place() {
         let pool = Arc::new(HashPool::new(1, 1));
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let first = {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                pool.run(move || release_rx.recv_timeout(Duration::from_secs(5)).is_ok())
-                    .await
-            })
-        };
+        let (release_tx, first) = occupied(&pool);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let abandoned = {

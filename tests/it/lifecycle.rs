@@ -242,24 +242,24 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     }
 }
 
-/// Peak resident set of process `pid`, from `/proc/<pid>/status` (`VmHWM`), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
+/// Field `field` (`VmHWM:`, `VmRSS:`) of `/proc/<pid>/status`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
 
-/// Resident set of process `pid`, from `/proc/<pid>/status` (`VmRSS`), in KiB.
+/// Peak resident set of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resident set of process `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    status_kib(pid, "VmRSS:")
 }
 
 /// Password hashes run on a fixed set of threads, each reusing one argon2 memory area: after
