@@ -64,9 +64,23 @@ fn host_allowed<B>(req: &Request<B>, allowed: &[String]) -> bool {
 
 fn metrics(shared: &Shared) -> Response<Body> {
     let metrics = &shared.metrics;
-    metrics
-        .active_sessions
-        .set(i64::try_from(shared.sessions.len()).unwrap_or(i64::MAX));
+    let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    metrics.active_sessions.set(gauge(shared.sessions.len()));
+    metrics.login_queue.set(gauge(shared.hashing.depth()));
+    // The current configuration's upstreams only: a route a reload removed goes.
+    metrics.upstream_up.clear();
+    for route in shared.snapshot().router.routes() {
+        for (upstream, up) in route.upstream.health() {
+            let target = crate::metrics::UpstreamTarget {
+                route: route.label.clone(),
+                upstream,
+            };
+            metrics
+                .upstream_up
+                .get_or_create(&target)
+                .set(i64::from(up));
+        }
+    }
     let mut response = Response::new(body::full(metrics.render()));
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -58,6 +58,22 @@ pub struct ReloadResult {
 }
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
+pub struct CacheResult {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
+pub struct LockoutKind {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
+pub struct UpstreamTarget {
+    pub route: Arc<str>,
+    pub upstream: String,
+}
+
+#[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
 pub struct WorkerLabel {
     pub worker: u16,
 }
@@ -80,6 +96,16 @@ pub struct Metrics {
     pub reloads: Family<ReloadResult, Counter>,
     /// When the configuration in force was loaded (start or reload), Unix seconds.
     pub last_reload_success: Gauge<f64, AtomicU64>,
+    /// Access-token checks answered from the verified-token cache (`hit`) or by a signature
+    /// check (`miss`).
+    pub token_cache: Family<CacheResult, Counter>,
+    /// Locks a run of failed logins put on a `user` or an `address`.
+    pub lockouts: Family<LockoutKind, Counter>,
+    /// Logins admitted to the hashing pool, waiting or hashing; set at each scrape.
+    pub login_queue: Gauge,
+    /// 1 while an upstream is in rotation, 0 while it is skipped after failing to connect; set
+    /// at each scrape from the current configuration's routes.
+    pub upstream_up: Family<UpstreamTarget, Gauge>,
 }
 
 impl Default for Metrics {
@@ -119,6 +145,30 @@ impl Default for Metrics {
         let open_connections = Gauge::default();
         let accepted = Family::<WorkerLabel, Counter>::default();
         let active_sessions = Gauge::default();
+        let token_cache = Family::<CacheResult, Counter>::default();
+        let lockouts = Family::<LockoutKind, Counter>::default();
+        let login_queue = Gauge::default();
+        let upstream_up = Family::<UpstreamTarget, Gauge>::default();
+        registry.register(
+            "token_cache",
+            "Access-token checks by verified-token cache result",
+            token_cache.clone(),
+        );
+        registry.register(
+            "login_lockouts",
+            "Lockouts after failed logins, by what was locked",
+            lockouts.clone(),
+        );
+        registry.register(
+            "login_queue_depth",
+            "Logins waiting for or running a password hash",
+            login_queue.clone(),
+        );
+        registry.register(
+            "upstream_up",
+            "Whether an upstream is in rotation (1) or skipped after a failed connect (0)",
+            upstream_up.clone(),
+        );
         registry.register("requests", "Requests served", requests.clone());
         registry.register(
             "request_duration_seconds",
@@ -169,6 +219,10 @@ impl Default for Metrics {
             active_sessions,
             reloads,
             last_reload_success,
+            token_cache,
+            lockouts,
+            login_queue,
+            upstream_up,
         }
     }
 }
@@ -186,6 +240,19 @@ impl Metrics {
     /// The configuration in force was loaded at `now` (Unix seconds).
     pub fn loaded(&self, now: u64) {
         self.last_reload_success.set(now as f64);
+    }
+
+    /// The `hit` and `miss` counters of the verified-token cache; take them once per snapshot.
+    pub fn token_cache_counters(&self) -> CacheCounters {
+        let counter = |result| {
+            self.token_cache
+                .get_or_create(&CacheResult { result })
+                .clone()
+        };
+        CacheCounters {
+            hits: counter("hit"),
+            misses: counter("miss"),
+        }
     }
 
     /// The counter of connections worker `worker` accepts; take it once per worker.
@@ -206,6 +273,14 @@ impl Metrics {
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.get_or_create(&Reason { reason }).inc();
     }
+}
+
+/// Handles on `portcullis_token_cache_total`, resolved once so that a check only increments.
+/// The default ones count into nothing registered (a snapshot that is never served, `check`).
+#[derive(Clone, Debug, Default)]
+pub struct CacheCounters {
+    pub hits: Counter,
+    pub misses: Counter,
 }
 
 /// `process_*` as Prometheus's client libraries name them, read from `/proc` at each scrape

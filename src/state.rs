@@ -266,6 +266,8 @@ impl Shared {
         };
         let metrics = crate::metrics::Metrics::default();
         metrics.loaded(clock.unix());
+        let mut snapshot = snapshot;
+        snapshot.verifier.count_into(metrics.token_cache_counters());
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             sessions,
@@ -301,7 +303,7 @@ impl Shared {
     /// Makes `snapshot` current; new TLS handshakes get its certificate. What belongs to the
     /// listeners ([`ListenerSettings`]) and the session store only change with a restart: a
     /// change to them is logged as a warning, naming each key, and none of it is applied.
-    pub fn replace(&self, snapshot: Snapshot) {
+    pub fn replace(&self, mut snapshot: Snapshot) {
         for notice in &snapshot.config.notices {
             tracing::warn!(key = %notice.key, "{}", notice.problem);
         }
@@ -328,6 +330,7 @@ impl Shared {
         if let (Some(resolver), Some(key)) = (&self.certs, &snapshot.certificate) {
             resolver.store(key.clone());
         }
+        (snapshot.verifier).count_into(self.metrics.token_cache_counters());
         self.snapshot.store(Arc::new(snapshot));
     }
 

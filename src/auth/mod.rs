@@ -20,6 +20,7 @@ use cache::TokenCache;
 pub use error::{AuthError, InvalidReason};
 
 use crate::jwt::{self, AccessClaims, KeySet, Rules};
+use crate::metrics::CacheCounters;
 use crate::session::DenyList;
 
 /// Who a request is from, as its verified access token says. Built once per verified token
@@ -70,6 +71,7 @@ pub struct Verifier {
     keys: Arc<KeySet>,
     rules: Rules,
     cache: TokenCache,
+    counters: CacheCounters,
 }
 
 impl Verifier {
@@ -77,7 +79,17 @@ impl Verifier {
     /// `cache_capacity` of them (0: none).
     pub fn new(keys: Arc<KeySet>, rules: Rules, cache_capacity: usize) -> Self {
         let cache = TokenCache::new(cache_capacity, Duration::from_secs(rules.leeway()));
-        Self { keys, rules, cache }
+        Self {
+            keys,
+            rules,
+            cache,
+            counters: CacheCounters::default(),
+        }
+    }
+
+    /// Counts every check from now on as a cache `hit` or `miss` in `counters`.
+    pub fn count_into(&mut self, counters: CacheCounters) {
+        self.counters = counters;
     }
 
     /// Verifies the request's bearer token at `now` (Unix seconds) and that its session is not
@@ -100,8 +112,12 @@ impl Verifier {
         now: u64,
     ) -> Result<Arc<Identity>, AuthError> {
         let identity = match self.cache.get(token, now) {
-            Some(identity) => identity,
+            Some(identity) => {
+                self.counters.hits.inc();
+                identity
+            }
             None => {
+                self.counters.misses.inc();
                 let claims: AccessClaims = jwt::verify(&self.keys, &self.rules, token, now)?;
                 let identity = Arc::new(Identity::new(
                     &claims.sub,

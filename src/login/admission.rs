@@ -68,6 +68,12 @@ impl HashPool {
         }
     }
 
+    /// Logins admitted now, waiting or hashing.
+    pub fn depth(&self) -> usize {
+        // A refused login counts for an instant before it backs out.
+        self.admitted.load(Ordering::Acquire).min(self.limit)
+    }
+
     /// Runs `work` on a hashing thread in its turn, or refuses at once when the queue is full.
     pub async fn run<T: Send + 'static>(
         &self,
@@ -139,10 +145,16 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(matches!(pool.run(|| 3).await, Err(Busy)), "queue full");
         assert!(!second.is_finished(), "the second waits for the slot");
+        assert_eq!(
+            pool.depth(),
+            2,
+            "one hashing, one waiting; the refused one not"
+        );
         release_tx.send(()).unwrap();
         assert!(first.await.unwrap().unwrap());
         assert_eq!(second.await.unwrap().unwrap(), 2);
         assert_eq!(pool.run(|| 4).await.unwrap(), 4, "room again");
+        assert_eq!(pool.depth(), 0);
     }
 
     /// A login whose client went away while it waited is skipped when its turn comes, and its

@@ -80,6 +80,15 @@ impl Balancer {
             .find(|t| !std::ptr::eq(*t, failed) && t.down_until.load(Ordering::Relaxed) <= now)
     }
 
+    /// Each target's URL and whether it is in rotation now.
+    pub(super) fn health(&self) -> impl Iterator<Item = (String, bool)> + '_ {
+        let now = self.now_ms();
+        self.targets.iter().map(move |t| {
+            let url = format!("{}://{}{}", t.scheme, t.authority, t.base_path);
+            (url, t.down_until.load(Ordering::Relaxed) <= now)
+        })
+    }
+
     /// Skips `target` for the cooldown.
     pub(super) fn mark_down(&self, target: &Target) {
         let until = self.now_ms() + COOLDOWN.as_millis() as u64;
@@ -118,6 +127,15 @@ mod tests {
         let picks: Vec<u16> = (0..4).map(|_| port(b.pick())).collect();
         assert!(!picks.contains(&9001), "{picks:?}");
         assert_eq!(port(b.other_than(&b.targets[0]).unwrap()), 9002);
+        let health: Vec<(String, bool)> = b.health().collect();
+        assert_eq!(
+            health,
+            [
+                ("http://127.0.0.1:9000".to_owned(), true),
+                ("http://127.0.0.1:9001".to_owned(), false),
+                ("http://127.0.0.1:9002".to_owned(), true),
+            ]
+        );
     }
 
     #[test]

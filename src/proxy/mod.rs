@@ -38,6 +38,12 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// Each upstream URL of the route (scheme, authority and path) and whether it is in
+    /// rotation: not skipped after a failed connect.
+    pub fn health(&self) -> impl Iterator<Item = (String, bool)> + '_ {
+        self.balancer.health()
+    }
+
     /// The upstreams of `route`, with a client for each of `workers`.
     pub fn new(route: &RouteConfig, workers: usize) -> Result<Self, ClientError> {
         let targets = route.upstreams.iter().filter_map(Target::new).collect();

@@ -44,6 +44,11 @@ impl<T> Router<T> {
         Self { routes }
     }
 
+    /// Every route, best match first.
+    pub fn routes(&self) -> &[Route<T>] {
+        &self.routes
+    }
+
     /// The route for `host` (a canonical host name, without port) and `path` (canonical).
     pub fn find(&self, host: Option<&str>, path: &str) -> Result<&Route<T>, RouteError> {
         self.routes

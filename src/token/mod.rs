@@ -160,12 +160,19 @@ async fn password_grant(
     let Some((sid, token_id, minted)) = outcome else {
         tracing::info!(target: "audit", event = "login_failure", user = username.as_str(), %addr);
         if let Some(locked) = slot.fail(limits, Instant::now()) {
+            let kind = if matches!(locked, Locked::Address(_)) {
+                "address"
+            } else {
+                "user"
+            };
+            let lockout = crate::metrics::LockoutKind { kind };
+            t.metrics.lockouts.get_or_create(&lockout).inc();
             tracing::warn!(
                 target: "audit",
                 event = "lockout",
                 user = username.as_str(),
                 %addr,
-                by = if matches!(locked, Locked::Address(_)) { "address" } else { "user" },
+                by = kind,
                 seconds = locked.retry_after().as_secs(),
             );
         }

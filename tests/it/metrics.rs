@@ -161,16 +161,94 @@ async fn operator_metrics_after_reloads_and_token_traffic() {
     );
 }
 
+/// The cache, lockout, login-queue and upstream-health families, moved by exactly the traffic
+/// that should move them: a token checked twice (one miss, then one hit), a run of bad
+/// passwords (one lockout), one request to each upstream of a route whose second upstream
+/// refuses connections (it leaves the rotation), and a reload that drops that route.
+#[tokio::test]
+async fn cache_lockout_queue_and_upstream_health_metrics() {
+    let routes =
+        "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n\n\
+                  [[routes]]\nname = \"pair\"\npath_prefix = \"/pair\"\nauth = \"public\"\n\
+                  upstreams = [\"http://{upstream}\", \"http://127.0.0.1:1/base\"]\n";
+    let (upstream, gw) = gateway(Options {
+        login: "max_failures = 2",
+        ..Options::with_routes(routes)
+    })
+    .await;
+    let tokens = gw.login(ALICE).await;
+    for _ in 0..2 {
+        assert_eq!(gw.get("/x", Some(&tokens.access)).await.status, 200);
+    }
+    for _ in 0..2 {
+        let _ = gw
+            .token("grant_type=password&username=alice&password=nope")
+            .await;
+    }
+    // Round robin: one of the two goes to the dead upstream first and is retried on the other.
+    for _ in 0..2 {
+        assert_eq!(gw.get("/pair/x", None).await.status, 200);
+    }
+
+    let (_, _, text) = admin_get(&gw, "/metrics").await;
+    let values = samples(&text);
+    let value = |name: &str| {
+        *values
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    };
+    assert_eq!(value("portcullis_token_cache_total{result=\"miss\"}"), 1.0);
+    assert_eq!(value("portcullis_token_cache_total{result=\"hit\"}"), 1.0);
+    let lockouts = ["user", "address"]
+        .map(|kind| {
+            let name = format!("portcullis_login_lockouts_total{{kind=\"{kind}\"}}");
+            values.get(&name).copied().unwrap_or(0.0)
+        })
+        .iter()
+        .sum::<f64>();
+    assert_eq!(lockouts, 1.0, "{text}");
+    assert_eq!(value("portcullis_login_queue_depth"), 0.0);
+    let up = format!(
+        "portcullis_upstream_up{{route=\"pair\",upstream=\"http://{}\"}}",
+        upstream.addr
+    );
+    assert_eq!(value(&up), 1.0);
+    let down = "portcullis_upstream_up{route=\"pair\",upstream=\"http://127.0.0.1:1/base\"}";
+    assert_eq!(value(down), 0.0);
+
+    // Only the routes in force are reported; the counters go on across the reload.
+    gw.reload(&Options::default()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(gw.get("/x", Some(&tokens.access)).await.status, 200);
+    }
+    let (_, _, text) = admin_get(&gw, "/metrics").await;
+    let health = text
+        .lines()
+        .filter(|l| l.starts_with("portcullis_upstream_up{"));
+    let health: Vec<&str> = health.collect();
+    assert_eq!(health.len(), 1, "only the route in force: {health:?}");
+    assert!(health[0].contains("route=\"api\""), "{health:?}");
+    let values = samples(&text);
+    let value = |name: &str| values.get(name).copied().unwrap_or(f64::NAN);
+    assert_eq!(value("portcullis_token_cache_total{result=\"miss\"}"), 2.0);
+    assert_eq!(value("portcullis_token_cache_total{result=\"hit\"}"), 2.0);
+}
+
 /// Every metric the Grafana dashboard in `deploy/` plots is in a live scrape, after a cycle
-/// that moves each family: a login, a proxied call, a refused token, a bad password, an
-/// upstream that refuses connections, a reload.
+/// that moves each family: a login, a proxied call, a refused token, a bad password that
+/// locks, an upstream that refuses connections, a reload.
 #[tokio::test]
 async fn every_metric_the_dashboard_plots_is_in_a_live_scrape() {
     let routes =
         "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n\n\
                   [[routes]]\nname = \"dead\"\npath_prefix = \"/dead\"\nauth = \"public\"\n\
                   upstreams = [\"http://127.0.0.1:1\"]\n";
-    let (_upstream, gw) = gateway(Options::with_routes(routes)).await;
+    let (_upstream, gw) = gateway(Options {
+        // The one bad password locks.
+        login: "max_failures = 1",
+        ..Options::with_routes(routes)
+    })
+    .await;
     let tokens = gw.login(ALICE).await;
     assert_eq!(gw.get("/x", Some(&tokens.access)).await.status, 200);
     assert_eq!(gw.get("/x", None).await.status, 401);
