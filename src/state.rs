@@ -67,10 +67,12 @@ impl Snapshot {
                 .and_then(|()| {
                     certs::load_certified_key(&files.cert, &files.key)
                         .map_err(|e| {
-                            issues.push(ConfigIssue::new(
-                                "server.tls_cert",
-                                crate::telemetry::error_chain(&e),
-                            ))
+                            // An unreadable key is the key's problem, the rest the chain's.
+                            let key = match e {
+                                certs::CertError::Key(..) => "server.tls_key",
+                                _ => "server.tls_cert",
+                            };
+                            issues.push(ConfigIssue::new(key, crate::telemetry::error_chain(&e)))
                         })
                         .ok()
                 })
