@@ -65,6 +65,25 @@ impl Config {
         validate::admin_listen(&raw.admin)
     }
 
+    /// The log format for reporting that the configuration at `path` could not be loaded, read
+    /// leniently: `PORTCULLIS_LOG_FORMAT` (the environment's `log.format`) if set, else the
+    /// file's `log.format` if the file is TOML at all (nothing else in it is read or checked),
+    /// else pretty. Only `"json"` means JSON; anything else, or no answer, is pretty.
+    pub fn lenient_log_format(path: &Path) -> LogFormat {
+        let from_file = || {
+            let text = std::fs::read_to_string(path).ok()?;
+            let table = toml::from_str::<toml::Table>(&text).ok()?;
+            Some(table.get("log")?.get("format")?.as_str()?.to_owned())
+        };
+        let format = std::env::var("PORTCULLIS_LOG_FORMAT")
+            .ok()
+            .or_else(from_file);
+        match format.as_deref() {
+            Some("json") => LogFormat::Json,
+            _ => LogFormat::Pretty,
+        }
+    }
+
     /// The default `admin.listen`.
     pub fn default_admin_listen() -> SocketAddr {
         validate::admin_listen(&raw::Admin::default())
