@@ -267,6 +267,82 @@ pub enum LogFormat {
 pub struct LogConfig {
     pub format: LogFormat,
     pub access_log: bool,
+    /// The access log's fields, in the order they are written: `log.access_fields`, else
+    /// [`AccessField::ALL`]. Never empty.
+    pub access_fields: std::sync::Arc<[AccessField]>,
+}
+
+/// One field of the access log (SPEC §4.4), named as `log.access_fields` and the log line name
+/// it. Query strings, tokens, passwords and header values other than the user agent are never
+/// among them.
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub enum AccessField {
+    Method,
+    Path,
+    Status,
+    DurationMs,
+    User,
+    Route,
+    Upstream,
+    RequestId,
+    Peer,
+    Client,
+    BytesIn,
+    BytesOut,
+    UserAgent,
+    Host,
+    Protocol,
+    TlsVersion,
+    Cause,
+}
+
+impl AccessField {
+    /// Every field, in the default order; `AccessField as usize` indexes it.
+    pub const ALL: [AccessField; 17] = [
+        Self::Method,
+        Self::Path,
+        Self::Status,
+        Self::DurationMs,
+        Self::User,
+        Self::Route,
+        Self::Upstream,
+        Self::RequestId,
+        Self::Peer,
+        Self::Client,
+        Self::BytesIn,
+        Self::BytesOut,
+        Self::UserAgent,
+        Self::Host,
+        Self::Protocol,
+        Self::TlsVersion,
+        Self::Cause,
+    ];
+
+    /// The names, by `AccessField as usize`.
+    pub const NAMES: [&'static str; 17] = [
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "user",
+        "route",
+        "upstream",
+        "request_id",
+        "peer",
+        "client",
+        "bytes_in",
+        "bytes_out",
+        "user_agent",
+        "host",
+        "protocol",
+        "tls_version",
+        "cause",
+    ];
+
+    /// Its name in `log.access_fields` and in the log line.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
 }
 
 /// A user allowed to log in. `password_hash` is an argon2id PHC string (checked to parse).

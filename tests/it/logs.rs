@@ -1,13 +1,20 @@
 //! SPEC §4.4, the logs: with `[log] format = "json"` every line is JSON, a fatal start-up error
-//! included.
+//! included; the access log's fields (bytes in and out, user agent, host, protocol, TLS
+//! version, client) and `log.access_fields`, which chooses and orders them.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::Request;
 use serde_json::Value;
 
-use crate::support::{write_config, Options, TempDir};
+use crate::support::child::ChildGateway;
+use crate::support::upstream::MockUpstream;
+use crate::support::{
+    captured_logs, empty, full, gateway, material, send_to, write_config, Options, TempDir,
+};
 
 /// One public route `/` → the upstream.
 const PUBLIC: &str = "[[routes]]\nname = \"pub\"\npath_prefix = \"/\"\nauth = \"public\"\n\
@@ -105,6 +112,156 @@ fn with_json_logs_a_failed_start_is_a_json_line() {
     // Without the hint it stays the plain text of old.
     let stderr = failed_serve(&missing, &[]);
     assert!(stderr.starts_with("error: "), "{stderr}");
+}
+
+/// A client of `https://localhost` speaking HTTP/1.1 only, over TLS 1.2 only.
+fn http1_tls12_client() -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>,
+> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(material().cert_pem.as_bytes());
+    roots.add(cert.unwrap()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
+}
+
+/// The JSON access line of request `id` that `gw` wrote.
+async fn access_line(gw: &ChildGateway, id: &str) -> Value {
+    let needle = format!("\"request_id\":\"{id}\"");
+    let line = gw
+        .stderr_line(|l| l.contains("\"target\":\"access\"") && l.contains(&needle))
+        .await;
+    serde_json::from_str(&line).unwrap()
+}
+
+#[tokio::test]
+async fn the_json_access_line_counts_bytes_and_names_protocol_and_tls() {
+    let upstream = MockUpstream::start().await;
+    let dir = TempDir::new();
+    let path = write_config(dir.path(), upstream.addr, &Options::with_routes(PUBLIC));
+    let gw = ChildGateway::start(&path);
+
+    // HTTP/1.1 over TLS 1.2, a POST with a body; secrets in the query and headers.
+    let body = vec![b'x'; 1000];
+    let req = Request::post("/upload?access_token=query-secret")
+        .header("x-request-id", "h1-upload")
+        .header("user-agent", "logs-test/1.0")
+        .header("authorization", "Bearer header-secret")
+        .header("cookie", "session=cookie-secret")
+        .body(full(body))
+        .unwrap();
+    let reply = send_to(&http1_tls12_client(), gw.port, req).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.version, http::Version::HTTP_11);
+    let line = access_line(&gw, "h1-upload").await;
+    assert_eq!(line["method"], "POST", "{line}");
+    assert_eq!(line["path"], "/upload", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(line["protocol"], "HTTP/1.1", "{line}");
+    assert_eq!(line["tls_version"], "TLSv1.2", "{line}");
+    assert_eq!(line["bytes_in"], 1000, "{line}");
+    assert_eq!(line["bytes_out"], reply.body.len(), "{line}");
+    assert_eq!(line["user_agent"], "logs-test/1.0", "{line}");
+    assert_eq!(line["host"], "localhost", "{line}");
+    assert_eq!(line["client"], "127.0.0.1", "{line}");
+    assert_eq!(line["route"], "pub", "{line}");
+    let text = line.to_string();
+    for secret in ["query-secret", "header-secret", "cookie-secret"] {
+        assert!(!text.contains(secret), "{secret} logged: {text}");
+    }
+
+    // HTTP/2 over TLS 1.3, a streamed download; an overlong user agent is cut.
+    let long_agent = "a".repeat(400);
+    let req = Request::get("/download/200000")
+        .header("x-request-id", "h2-download")
+        .header("user-agent", long_agent.as_str())
+        .body(empty())
+        .unwrap();
+    let reply = send_to(&crate::support::tls_client(true), gw.port, req).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.version, http::Version::HTTP_2);
+    assert_eq!(reply.body.len(), 200_000);
+    let line = access_line(&gw, "h2-download").await;
+    assert_eq!(line["protocol"], "HTTP/2", "{line}");
+    assert_eq!(line["tls_version"], "TLSv1.3", "{line}");
+    assert_eq!(line["bytes_in"], 0, "{line}");
+    assert_eq!(line["bytes_out"], 200_000, "{line}");
+    assert_eq!(line["user_agent"], "a".repeat(256), "{line}");
+    assert_eq!(line["host"], "localhost", "{line}");
+
+    // Answered by the gateway itself: its own body is counted the same way.
+    let req = Request::get("/.well-known/jwks.json")
+        .header("x-request-id", "own-answer")
+        .body(empty())
+        .unwrap();
+    let reply = send_to(&crate::support::tls_client(false), gw.port, req).await;
+    assert_eq!(reply.status, 200);
+    let line = access_line(&gw, "own-answer").await;
+    assert_eq!(line["bytes_out"], reply.body.len(), "{line}");
+    assert!(line.get("upstream").is_none(), "{line}");
+}
+
+#[tokio::test]
+async fn access_fields_choose_and_order_the_fields() {
+    let logs = captured_logs();
+    let options = Options {
+        log: "access_fields = [\"status\", \"method\", \"user_agent\", \"bytes_in\"]",
+        ..Options::with_routes(PUBLIC)
+    };
+    let (_upstream, gw) = gateway(options).await;
+    let req = Request::post("/x")
+        .header("user-agent", "fields-test-agent")
+        .body(full("four"))
+        .unwrap();
+    assert_eq!(gw.send(req).await.status, 200);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains(" access: ") && l.contains("fields-test-agent"))
+        .unwrap_or_else(|| panic!("no access line in\n{text}"));
+    let fields = line.split(" access: ").nth(1).unwrap();
+    assert_eq!(
+        fields, "status=200 method=POST user_agent=\"fields-test-agent\" bytes_in=4",
+        "only the chosen fields, in their order"
+    );
+}
+
+#[test]
+fn an_unknown_access_field_is_refused_with_its_key() {
+    let dir = TempDir::new();
+    let options = Options {
+        log: "access_fields = [\"status\", \"user_agnet\", \"nonsense\"]",
+        ..Options::with_routes(PUBLIC)
+    };
+    let path = write_config(dir.path(), "127.0.0.1:9".parse().unwrap(), &options);
+    let errors = portcullis::config::Config::load(&path).unwrap_err();
+    let issues: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.starts_with("log.access_fields[1]: ")
+                && i.contains("did you mean `user_agent`?")),
+        "{issues:?}"
+    );
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.starts_with("log.access_fields[2]: ") && i.contains("\"nonsense\"")),
+        "{issues:?}"
+    );
 }
 
 /// With no usable root certificate in the system's store (`SSL_CERT_FILE` names an empty
