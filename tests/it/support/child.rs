@@ -21,10 +21,16 @@ pub(crate) struct ChildGateway {
 
 impl ChildGateway {
     pub(crate) fn start(config: &std::path::Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// [`ChildGateway::start`], with these environment variables set.
+    pub(crate) fn start_with_env(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .arg("serve")
             .arg("-c")
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
