@@ -2,7 +2,7 @@
 //! and capped collection for the gateway's own endpoints.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -65,6 +65,9 @@ struct InboundState {
     /// The body's end was read. (hyper's `is_end_stream` never turns true for an HTTP/1
     /// chunked body, whose length is unknown.)
     ended: AtomicBool,
+    /// The body bytes read from the client so far (`bytes_in` of the access log): one relaxed
+    /// add per data frame, on a counter the request owns anyway.
+    read: AtomicU64,
 }
 
 impl Inbound {
@@ -73,7 +76,13 @@ impl Inbound {
             body: Mutex::new(body),
             failed: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            read: AtomicU64::new(0),
         }))
+    }
+
+    /// How many body bytes were read from the client so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.0.read.load(Ordering::Relaxed)
     }
 
     /// Whether reading the body failed on the client's side.
@@ -107,7 +116,12 @@ impl http_body::Body for Inbound {
         match &polled {
             Poll::Ready(Some(Err(_))) => self.0.failed.store(true, Ordering::Relaxed),
             Poll::Ready(None) => self.0.ended.store(true, Ordering::Relaxed),
-            Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    (self.0.read).fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+            }
+            Poll::Pending => {}
         }
         polled
     }

@@ -151,10 +151,16 @@ pub fn run(command: Command) -> ExitCode {
     })
 }
 
-/// Exit code 0, or 1 with the error and its causes on stderr.
+/// Exit code 0, or 1 with the error and its causes on stderr: `error: …` as plain text, or, once
+/// `portcullis serve` has installed JSON logging, one JSON line (`message`, `error`) like every
+/// other line it writes.
 pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if crate::telemetry::fatal_as_json() => {
+            crate::telemetry::fatal(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -163,10 +169,9 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(path)?;
-    let notices = config.notices.clone();
-    Snapshot::build(config)?;
-    for notice in notices {
+    // Building the snapshot may add notices (a TLS client with no root to trust).
+    let snapshot = Snapshot::build(Config::load(path)?)?;
+    for notice in &snapshot.config.notices {
         println!("note: {notice}");
     }
     println!("{}: ok", path.display());

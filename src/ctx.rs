@@ -31,6 +31,8 @@ pub(crate) struct RequestCtx {
     pub trusted_peer: bool,
     /// `"https"` or `"http"`: how the client reached us (or the trusted proxy in front).
     pub scheme: &'static str,
+    /// `"TLSv1.3"` or `"TLSv1.2"`: the TLS version of the connection; `None` on plain HTTP.
+    pub tls_version: Option<&'static str>,
     /// The request's canonical host, once the front door has admitted it.
     pub host: Option<Host>,
     pub snapshot: Arc<Snapshot>,

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::CONNECTION;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::header::{CONNECTION, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use crate::auth;
@@ -30,6 +30,7 @@ use crate::metrics::{ErrorCode, RouteLabel, RouteStatus, UpstreamError};
 use crate::proxy::{self, headers, Hop};
 use crate::reject::Rejection;
 use crate::state::Shared;
+use crate::telemetry::{self, AccessLine, RequestLine};
 use crate::token;
 
 /// What the connection knows about its client.
@@ -40,6 +41,8 @@ pub(crate) struct ConnInfo {
     pub peer_ip: HeaderValue,
     /// `"https"` or `"http"`.
     pub scheme: &'static str,
+    /// `"TLSv1.3"` or `"TLSv1.2"`; `None` on a plain listener.
+    pub tls_version: Option<&'static str>,
     pub state: Arc<ConnState>,
     /// The request-path worker the connection was accepted on.
     pub worker: usize,
@@ -61,6 +64,7 @@ pub(crate) async fn handle(
         client: conn.peer.ip(),
         trusted_peer: false,
         scheme: conn.scheme,
+        tls_version: conn.tls_version,
         host: None,
         snapshot: shared.snapshot(),
         shared,
@@ -69,7 +73,6 @@ pub(crate) async fn handle(
         start: Instant::now(),
     };
     let mut record = AccessRecord::default();
-    let method = req.method().clone();
     let http1 = req.version() < Version::HTTP_2;
     let grpc = req
         .headers()
@@ -78,8 +81,14 @@ pub(crate) async fn handle(
     let server = &ctx.snapshot.config.server;
     let admitted = front::admit(&mut req, conn.peer.ip(), &server.trusted_proxies);
     // Canonical once admitted; as sent when refused (the log shows what was refused). Kept
-    // only for the access log.
-    let path = (ctx.snapshot.config.log.access_log).then(|| req.uri().path().to_owned());
+    // only for the access log: nothing is copied when it is off.
+    let request_line = (ctx.snapshot.config.log.access_log).then(|| RequestLine {
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        user_agent: req.headers().get(USER_AGENT).cloned(),
+        protocol: telemetry::protocol(req.version()),
+        body: inbound.clone(),
+    });
     let result = match admitted {
         Ok(admitted) => {
             if admitted.trusted_peer {
@@ -137,14 +146,11 @@ pub(crate) async fn handle(
             status: response.status().as_u16(),
         })
         .inc();
-    access_log(
-        &ctx,
-        &record,
-        &method,
-        path.as_deref().unwrap_or_default(),
-        response.status(),
-        cause.as_deref(),
-    );
+    if let Some(request) = request_line {
+        let status = response.status().as_u16();
+        let line = access_line(&ctx, record, request, status, cause);
+        response = response.map(|b| telemetry::logged(b, line));
+    }
     response
 }
 
@@ -277,33 +283,30 @@ async fn handle_inner(
     Ok(forwarded.response)
 }
 
-/// One line per request: method, path without query (canonical once admitted), status,
-/// duration, user, route, upstream (absent when the gateway answered itself), request id, the
-/// TCP peer and the client behind it. Never the query string, a header value, a token or a
-/// password.
-fn access_log(
+/// The access line of the request `ctx` served: what `request` said, what the phases learnt
+/// (`record`), the response's `status` and the rejection's `cause`. `bytes_out` is added when
+/// the response body ends (`telemetry::logged`). Never the query string, a header value other
+/// than the user agent, a token or a password.
+fn access_line(
     ctx: &RequestCtx,
-    record: &AccessRecord,
-    method: &Method,
-    path: &str,
-    status: StatusCode,
-    cause: Option<&str>,
-) {
-    if !ctx.snapshot.config.log.access_log {
-        return;
-    }
-    tracing::info!(
-        target: "access",
-        method = %method,
-        path,
-        status = status.as_u16(),
-        duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
-        user = record.user.as_deref().unwrap_or("-"),
-        route = record.route.as_deref().unwrap_or("-"),
-        upstream = record.upstream.as_ref().map(http::uri::Authority::as_str),
-        request_id = ctx.request_id.to_str().unwrap_or("-"),
-        peer = %ctx.peer,
-        client = %ctx.client,
+    record: AccessRecord,
+    request: RequestLine,
+    status: u16,
+    cause: Option<Box<str>>,
+) -> AccessLine {
+    AccessLine {
+        fields: ctx.snapshot.config.log.access_fields.clone(),
+        request,
+        status,
+        duration_ms: ctx.start.elapsed().as_secs_f64() * 1000.0,
+        user: record.user,
+        route: record.route,
+        upstream: record.upstream,
+        request_id: ctx.request_id.clone(),
+        peer: ctx.peer,
+        client: ctx.client,
+        host: ctx.host.clone(),
+        tls_version: ctx.tls_version,
         cause,
-    );
+    }
 }

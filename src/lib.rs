@@ -15,7 +15,7 @@
 //!   `keygen`: key and certificate generation.
 //! - `config`: the TOML file → a validated `Config` (every problem reported with its key), the
 //!   table of defaults, the `Endpoint` list.
-//! - `telemetry`: logging. `certs`: the crypto provider, certificate loading and the resolver
+//! - `telemetry`: logging, fatal errors in the log's format, the access line. `certs`: the crypto provider, certificate loading and the resolver
 //!   a reload feeds. `jwt`: the token format shared by minting and checking (key sets and
 //!   `kid`s, claims, verification against a given time). `metrics`: the registry.
 //!

@@ -45,9 +45,12 @@ pub fn runtime() -> Result<Runtime, RunError> {
 }
 
 /// Reads and validates the configuration at `path`, installs logging in its `log.format` (once
-/// per process: a reload does not change it), and builds the first snapshot.
+/// per process: a reload does not change it), and builds the first snapshot. When the
+/// configuration is refused, logging is installed in the format it asks for as far as that can
+/// be told ([`Config::lenient_log_format`]), so that the refusal is reported in it.
 pub fn first_snapshot(path: &Path) -> Result<Snapshot, RunError> {
-    let config = Config::load(path)?;
+    let config = Config::load(path)
+        .inspect_err(|_| crate::telemetry::init(Config::lenient_log_format(path)))?;
     crate::telemetry::init(config.log.format);
     Ok(Snapshot::build(config)?)
 }

@@ -43,8 +43,10 @@ pub struct Snapshot {
 impl Snapshot {
     /// Loads the key material `config` names and builds everything per-generation. Problems are
     /// reported with the key they belong to, like configuration errors.
-    pub fn build(config: Config) -> Result<Snapshot, ConfigErrors> {
+    pub fn build(mut config: Config) -> Result<Snapshot, ConfigErrors> {
         let mut issues = Vec::new();
+        let notices = no_roots_notices(&config);
+        config.notices.extend(notices);
         let t = &config.tokens;
         let keys = KeySet::load(t.algorithm, &t.signing_key, &t.verify_keys)
             .map_err(|e| {
@@ -67,10 +69,12 @@ impl Snapshot {
                 .and_then(|()| {
                     certs::load_certified_key(&files.cert, &files.key)
                         .map_err(|e| {
-                            issues.push(ConfigIssue::new(
-                                "server.tls_cert",
-                                crate::telemetry::error_chain(&e),
-                            ))
+                            // An unreadable key is the key's problem, the rest the chain's.
+                            let key = match e {
+                                certs::CertError::Key(..) => "server.tls_key",
+                                _ => "server.tls_cert",
+                            };
+                            issues.push(ConfigIssue::new(key, crate::telemetry::error_chain(&e)))
                         })
                         .ok()
                 })
@@ -105,6 +109,26 @@ impl Snapshot {
             config: Arc::new(config),
         })
     }
+}
+
+/// A warning for each TLS client of `config` that trusts the system's roots when the system
+/// has none: an `https://` upstream without `upstream_ca`, a `rediss://` store without
+/// `store.ca`. (Logged at start and reload with the other notices; `check` prints them.)
+fn no_roots_notices(config: &Config) -> Vec<ConfigIssue> {
+    let system = std::cell::OnceCell::new();
+    let count = || *system.get_or_init(|| certs::system_roots().len());
+    let routes = config.routes.iter().enumerate().filter_map(|(i, route)| {
+        let https = (route.upstreams.iter()).any(|u| u.scheme_str() == Some("https"));
+        let ca = route.upstream_ca.as_deref();
+        certs::no_roots_notice(format!("routes[{i}].upstreams"), https, ca, count)
+    });
+    let mut notices: Vec<ConfigIssue> = routes.collect();
+    if let StoreConfig::Redis { url, ca, .. } = &config.store {
+        let tls = url.starts_with("rediss://");
+        let key = "store.url".to_owned();
+        notices.extend(certs::no_roots_notice(key, tls, ca.as_deref(), count));
+    }
+    notices
 }
 
 /// The configuration key a key-loading error belongs to.

@@ -124,6 +124,7 @@ defaults! {
 
     LOG_FORMAT: Str "log.format" = "pretty";
     LOG_ACCESS_LOG: Bool "log.access_log" = true;
+    LOG_ACCESS_FIELDS: List "log.access_fields";
 
     ROUTE_PATH_PREFIX: Str "routes[].path_prefix" = "/";
     ROUTE_AUTH: Str "routes[].auth" = "required";

@@ -79,7 +79,7 @@ fn strip(
 
 /// The known key most like `key`, if one is close: Jaro-Winkler similarity (which weighs a
 /// shared beginning, as in `listen_addr` → `listen`) of at least 0.8.
-fn closest(key: &str, known: &[&'static str]) -> Option<&'static str> {
+pub(super) fn closest(key: &str, known: &[&'static str]) -> Option<&'static str> {
     known
         .iter()
         .map(|k| (strsim::jaro_winkler(key, k), *k))

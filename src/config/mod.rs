@@ -65,6 +65,25 @@ impl Config {
         validate::admin_listen(&raw.admin)
     }
 
+    /// The log format for reporting that the configuration at `path` could not be loaded, read
+    /// leniently: `PORTCULLIS_LOG_FORMAT` (the environment's `log.format`) if set, else the
+    /// file's `log.format` if the file is TOML at all (nothing else in it is read or checked),
+    /// else pretty. Only `"json"` means JSON; anything else, or no answer, is pretty.
+    pub fn lenient_log_format(path: &Path) -> LogFormat {
+        let from_file = || {
+            let text = std::fs::read_to_string(path).ok()?;
+            let table = toml::from_str::<toml::Table>(&text).ok()?;
+            Some(table.get("log")?.get("format")?.as_str()?.to_owned())
+        };
+        let format = std::env::var("PORTCULLIS_LOG_FORMAT")
+            .ok()
+            .or_else(from_file);
+        match format.as_deref() {
+            Some("json") => LogFormat::Json,
+            _ => LogFormat::Pretty,
+        }
+    }
+
     /// The default `admin.listen`.
     pub fn default_admin_listen() -> SocketAddr {
         validate::admin_listen(&raw::Admin::default())
@@ -248,6 +267,82 @@ pub enum LogFormat {
 pub struct LogConfig {
     pub format: LogFormat,
     pub access_log: bool,
+    /// The access log's fields, in the order they are written: `log.access_fields`, else
+    /// [`AccessField::ALL`]. Never empty.
+    pub access_fields: std::sync::Arc<[AccessField]>,
+}
+
+/// One field of the access log (SPEC §4.4), named as `log.access_fields` and the log line name
+/// it. Query strings, tokens, passwords and header values other than the user agent are never
+/// among them.
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub enum AccessField {
+    Method,
+    Path,
+    Status,
+    DurationMs,
+    User,
+    Route,
+    Upstream,
+    RequestId,
+    Peer,
+    Client,
+    BytesIn,
+    BytesOut,
+    UserAgent,
+    Host,
+    Protocol,
+    TlsVersion,
+    Cause,
+}
+
+impl AccessField {
+    /// Every field, in the default order; `AccessField as usize` indexes it.
+    pub const ALL: [AccessField; 17] = [
+        Self::Method,
+        Self::Path,
+        Self::Status,
+        Self::DurationMs,
+        Self::User,
+        Self::Route,
+        Self::Upstream,
+        Self::RequestId,
+        Self::Peer,
+        Self::Client,
+        Self::BytesIn,
+        Self::BytesOut,
+        Self::UserAgent,
+        Self::Host,
+        Self::Protocol,
+        Self::TlsVersion,
+        Self::Cause,
+    ];
+
+    /// The names, by `AccessField as usize`.
+    pub const NAMES: [&'static str; 17] = [
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "user",
+        "route",
+        "upstream",
+        "request_id",
+        "peer",
+        "client",
+        "bytes_in",
+        "bytes_out",
+        "user_agent",
+        "host",
+        "protocol",
+        "tls_version",
+        "cause",
+    ];
+
+    /// Its name in `log.access_fields` and in the log line.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
 }
 
 /// A user allowed to log in. `password_hash` is an argon2id PHC string (checked to parse).

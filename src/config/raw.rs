@@ -105,6 +105,7 @@ pub(crate) struct Login {
 pub(crate) struct Log {
     pub(crate) format: Option<String>,
     pub(crate) access_log: Option<bool>,
+    pub(crate) access_fields: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

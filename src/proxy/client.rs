@@ -223,11 +223,9 @@ fn roots(ca: Option<&Path>) -> Result<rustls::RootCertStore, ClientError> {
                 return Err(ClientError::NoCa(path.to_path_buf()));
             }
         }
-        None => {
-            // Unreadable system certificates are skipped; an empty store just fails to verify.
-            let native = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(native.certs);
-        }
+        // Unreadable system certificates are skipped; an empty store just fails to verify (and
+        // `Snapshot::build` warns about it).
+        None => roots = crate::certs::system_roots(),
     }
     Ok(roots)
 }

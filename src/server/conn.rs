@@ -117,7 +117,8 @@ pub(super) async fn serve_connection(
                 Ok(Err(e)) => return tracing::debug!(failure = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!(failure = "timeout", "TLS handshake failed"),
             };
-            let conn = Conn::new(parts, "https");
+            let mut conn = Conn::new(parts, "https");
+            conn.tls_version = tls_version(tls.get_ref().1.protocol_version());
             match tls.get_ref().1.alpn_protocol() {
                 Some(b"h2") if listening.http2 => {
                     // After ALPN `h2` the connection speaks only HTTP/2: anything else than the
@@ -149,6 +150,15 @@ pub(super) async fn serve_connection(
             let conn = Conn::new(parts, "http");
             Box::pin(conn.serve(stream, Protocol::Http1)).await;
         }
+    }
+}
+
+/// The access log's name of a negotiated TLS version (rustls speaks only these two).
+fn tls_version(version: Option<rustls::ProtocolVersion>) -> Option<&'static str> {
+    match version? {
+        rustls::ProtocolVersion::TLSv1_3 => Some("TLSv1.3"),
+        rustls::ProtocolVersion::TLSv1_2 => Some("TLSv1.2"),
+        _ => None,
     }
 }
 
@@ -203,6 +213,8 @@ struct Conn {
     peer: SocketAddr,
     worker: usize,
     scheme: &'static str,
+    /// The negotiated TLS version; `None` on a plain listener.
+    tls_version: Option<&'static str>,
     shared: Arc<Shared>,
     listening: Arc<Listening>,
     limits: Limits,
@@ -217,6 +229,7 @@ impl Conn {
             peer: parts.peer,
             worker: parts.worker,
             scheme,
+            tls_version: None,
             shared: parts.shared,
             listening: parts.listening,
             limits: parts.limits,
@@ -241,6 +254,7 @@ impl Conn {
             peer: self.peer,
             peer_ip,
             scheme: self.scheme,
+            tls_version: self.tls_version,
             state: self.state.clone(),
             worker: self.worker,
         };

@@ -119,3 +119,82 @@ fn the_systemd_unit_serves_hardened() {
         "{unit}"
     );
 }
+
+/// The image is labelled with its version (checked against the binary's when given) and keeps
+/// its health check; the README builds it with that version.
+#[test]
+fn the_image_is_labelled_with_its_version() {
+    let dockerfile = repo("Dockerfile");
+    let (_, runtime) = dockerfile.rsplit_once("\nFROM ").unwrap();
+    assert!(
+        runtime.contains("ARG VERSION\n")
+            && runtime.contains("org.opencontainers.image.version=\"${VERSION}\""),
+        "{runtime}"
+    );
+    assert!(
+        runtime.contains("HEALTHCHECK ") && runtime.contains("\"healthcheck\"]"),
+        "{runtime}"
+    );
+    assert!(
+        runtime.contains("test -s /etc/ssl/certs/ca-certificates.crt"),
+        "the trust store is checked in the built stage: {runtime}"
+    );
+    let build = dockerfile.split("\nFROM ").nth(1).unwrap();
+    assert!(
+        build.contains("test \"$(/out/portcullis --version)\" = \"portcullis $VERSION\""),
+        "{build}"
+    );
+    let command = "docker build --build-arg VERSION=\"$(sed -n 's/^version = \"\\(.*\\)\"/\\1/p' \
+                   Cargo.toml | head -n 1)\" -t portcullis .";
+    assert!(
+        repo("README.md").contains(command),
+        "the README builds with {command}"
+    );
+    // That command's VERSION is the package's.
+    let sed = Command::new("sh")
+        .arg("-c")
+        .arg("sed -n 's/^version = \"\\(.*\\)\"/\\1/p' Cargo.toml | head -n 1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sed.stdout).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+/// What the image's CA certificates are for: an `https://` upstream whose certificate chains to
+/// a CA in the system's trust store (here the file `SSL_CERT_FILE` names, as
+/// `/etc/ssl/certs/ca-certificates.crt` is in the image) is verified with no `upstream_ca`.
+#[tokio::test]
+async fn an_https_upstream_is_verified_against_the_system_trust_store() {
+    use crate::support::{child::ChildGateway, upstream::MockUpstream, write_config, Options};
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let upstream = MockUpstream::start_tls(&leaf.pem(), &leaf_key.serialize_pem()).await;
+    let port = upstream.addr.port();
+    let dir = TempDir::new();
+    let routes = format!(
+        "[[routes]]\nname = \"public-ca\"\npath_prefix = \"/\"\nauth = \"public\"\n\
+         upstreams = [\"https://localhost:{port}\"]\n"
+    );
+    let options = Options::with_routes(&routes);
+    let config = write_config(dir.path(), upstream.addr, &options);
+    let store = dir.path().join("system-roots.pem");
+    std::fs::write(&store, ca.pem()).unwrap();
+    let store = store.to_str().unwrap();
+    let gw = ChildGateway::start_with_env(&config, &[("SSL_CERT_FILE", store)]);
+    let req = http::Request::get("/through")
+        .body(crate::support::empty())
+        .unwrap();
+    let reply = crate::support::send_to(&crate::support::tls_client(false), gw.port, req).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(upstream.last().uri.path(), "/through");
+}

@@ -19,6 +19,7 @@ mod layering;
 mod lifecycle;
 mod limits;
 mod logins;
+mod logs;
 mod metrics;
 mod openapi;
 mod proxy;

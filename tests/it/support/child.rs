@@ -3,7 +3,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::Request;
 
@@ -14,23 +15,34 @@ pub(crate) struct ChildGateway {
     pub(crate) child: Child,
     pub(crate) port: u16,
     pub(crate) admin_port: u16,
+    /// Every line the process wrote to stderr so far.
+    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl ChildGateway {
     pub(crate) fn start(config: &std::path::Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// [`ChildGateway::start`], with these environment variables set.
+    pub(crate) fn start_with_env(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .arg("serve")
             .arg("-c")
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                kept.lock().unwrap().push(line.clone());
                 if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
                     if json["message"] == "portcullis ready" {
                         let field = |f: &str| json[f].as_str().unwrap_or_default().to_owned();
@@ -53,6 +65,24 @@ impl ChildGateway {
             child,
             port: port_of(&listen),
             admin_port: port_of(&admin),
+            stderr: lines,
+        }
+    }
+
+    /// The first stderr line for which `found` is true, waiting for it at most 10 s.
+    pub(crate) async fn stderr_line(&self, found: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.stderr.lock().unwrap().clone();
+            if let Some(line) = lines.iter().find(|l| found(l)) {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such line in:\n{}",
+                lines.join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

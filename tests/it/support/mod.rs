@@ -80,6 +80,8 @@ pub(crate) struct Options {
     pub(crate) login: &'static str,
     /// Extra lines in `[admin]`, e.g. `allowed_hosts = ["gateway.internal"]`.
     pub(crate) admin: &'static str,
+    /// Extra lines in `[log]` (whose `format` is `"json"`), e.g. `access_fields = ["status"]`.
+    pub(crate) log: &'static str,
     /// The signing key's PEM; `None`: the shared RSA test key.
     pub(crate) signing_pem: Option<String>,
     /// More files to write into the gateway's folder (e.g. verification keys).
@@ -309,12 +311,13 @@ pub(crate) fn write_config(dir: &Path, upstream: SocketAddr, options: &Options) 
     };
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"gateway.crt\"\ntls_key = \"gateway.key\"\n{workers}{}\n\n\
-         [admin]\nlisten = \"127.0.0.1:0\"\n{}\n\n[log]\nformat = \"json\"\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n{}\n\n[log]\nformat = \"json\"\n{}\n\n\
          [tokens]\nsigning_key = \"signing.pem\"\nleeway = \"0s\"\n{}\n\n\
          [store]\n{store}\n\n\
          [login]\nusers_file = \"users.toml\"\n{}\n\n{}",
         options.server,
         options.admin,
+        options.log,
         options.tokens,
         options.login,
         routes.replace("{upstream}", &upstream.to_string())
