@@ -59,6 +59,10 @@ pub enum Command {
     Check {
         #[command(flatten)]
         config: ConfigArg,
+        /// Also list every key with its value and where it came from (the file, an environment
+        /// variable, a secret's file, or the default); secrets are redacted.
+        #[arg(long)]
+        explain: bool,
     },
     /// Read a password on stdin and print its argon2id PHC string.
     HashPassword,
@@ -144,7 +148,7 @@ pub fn run(command: Command) -> ExitCode {
             },
             force,
         ),
-        Command::Check { config } => check(&config.path),
+        Command::Check { config, explain } => check(&config.path, explain),
         Command::HashPassword => hash_password(),
         Command::Healthcheck { config, url } => healthcheck(&config.path, url),
         Command::Sessions(command) => sessions(&command),
@@ -162,10 +166,18 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn check(path: &Path) -> anyhow::Result<()> {
+fn check(path: &Path, explain: bool) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let notices = config.notices.clone();
+    let settings = config.settings.clone();
     Snapshot::build(config)?;
+    if explain {
+        let rows: Vec<[String; 3]> = settings
+            .iter()
+            .map(|s| [s.key.clone(), s.source.to_string(), s.value.clone()])
+            .collect();
+        print!("{}", table(["KEY", "SOURCE", "VALUE"], &rows));
+    }
     for notice in notices {
         println!("note: {notice}");
     }
