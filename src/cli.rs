@@ -104,7 +104,8 @@ pub enum SessionsCommand {
 }
 
 /// Which gateway's admin listener to talk to: `--admin URL`, else the `admin.listen` of the
-/// configuration given with `-c` (only that key is read), else the default `127.0.0.1:9901`.
+/// configuration given with `-c` (only that key is read, and `PORTCULLIS_ADMIN_LISTEN` wins
+/// over it), else `PORTCULLIS_ADMIN_LISTEN`, else the default `127.0.0.1:9901`.
 #[derive(Debug, clap::Args)]
 pub struct AdminArg {
     /// A configuration to take `admin.listen` from (nothing else in it is read or checked).
@@ -115,7 +116,8 @@ pub struct AdminArg {
         env = "PORTCULLIS_CONFIG"
     )]
     config: Option<PathBuf>,
-    /// The admin listener's base URL [default: from -c FILE, else http://127.0.0.1:9901].
+    /// The admin listener's base URL [default: from -c FILE or PORTCULLIS_ADMIN_LISTEN, else
+    /// http://127.0.0.1:9901].
     #[arg(long, value_name = "URL")]
     admin: Option<String>,
 }
@@ -125,7 +127,7 @@ impl AdminArg {
         match (&self.admin, &self.config) {
             (Some(url), _) => Ok(url.trim_end_matches('/').to_owned()),
             (None, Some(path)) => admin_base_url(path),
-            (None, None) => Ok(admin_url(Config::default_admin_listen())),
+            (None, None) => Ok(admin_url(Config::env_admin_listen()?)),
         }
     }
 }

@@ -63,15 +63,26 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::one("(file)", format!("cannot read {}: {e}", path.display()))
         })?;
+        Self::admin_listen_of(&text, &process_env())
+    }
+
+    /// `admin.listen` without a file: `PORTCULLIS_ADMIN_LISTEN`, else the default.
+    pub fn env_admin_listen() -> Result<SocketAddr, ConfigErrors> {
+        Self::admin_listen_of("", &process_env())
+    }
+
+    /// `admin.listen` of `text` with `env` over it.
+    fn admin_listen_of(text: &str, env: &[(String, String)]) -> Result<SocketAddr, ConfigErrors> {
         #[derive(serde::Deserialize)]
         struct AdminOnly {
             #[serde(default)]
             admin: raw::Admin,
         }
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let syntax = |e: toml::de::Error| {
             ConfigErrors::one("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
-        })?;
-        let overlay = env::overlay(&mut table, &process_env());
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let overlay = env::overlay(&mut table, env);
         let admin: Vec<ConfigIssue> = (overlay.issues.iter())
             .filter(|i| i.key.starts_with("admin."))
             .cloned()
@@ -79,17 +90,9 @@ impl Config {
         if !admin.is_empty() {
             return Err(ConfigErrors(admin));
         }
-        let raw = AdminOnly::deserialize(table).map_err(|e| {
-            ConfigErrors::one("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
-        })?;
+        let raw = AdminOnly::deserialize(table).map_err(syntax)?;
         validate::admin_listen(&raw.admin)
             .map_err(|e| ConfigErrors(e.0.into_iter().map(|i| overlay.attribute(i)).collect()))
-    }
-
-    /// The default `admin.listen`.
-    pub fn default_admin_listen() -> SocketAddr {
-        validate::admin_listen(&raw::Admin::default())
-            .unwrap_or_else(|_| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9901)))
     }
 
     /// Validates `text` as if it had been read from `path` (which anchors relative paths),

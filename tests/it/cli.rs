@@ -378,6 +378,34 @@ fn sessions_without_a_configuration_use_the_default_admin_address() {
     assert!(!stderr.contains("cannot read"), "{stderr}");
 }
 
+/// Without `-c`, `PORTCULLIS_ADMIN_LISTEN` says where the admin listener is, like the key would.
+#[test]
+fn sessions_take_the_admin_address_from_the_environment() {
+    let dir = TempDir::new();
+    let sessions = |listen: &str| {
+        let out = portcullis()
+            .args(["sessions", "list"])
+            .current_dir(dir.path())
+            .env_remove("PORTCULLIS_CONFIG")
+            .env("PORTCULLIS_ADMIN_LISTEN", listen)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let stderr = sessions("127.0.0.1:1");
+    assert!(
+        stderr.contains("http://127.0.0.1:1/admin/sessions: "),
+        "{stderr}"
+    );
+    let stderr = sessions("nowhere");
+    assert!(
+        stderr.contains("admin.listen (from PORTCULLIS_ADMIN_LISTEN)"),
+        "{stderr}"
+    );
+}
+
 /// The demo's printed walk-through, pasted into bash, works verbatim.
 #[test]
 fn demo_walkthrough_works_when_pasted() {
