@@ -59,6 +59,10 @@ pub enum Command {
     Check {
         #[command(flatten)]
         config: ConfigArg,
+        /// Also list every key with its value and where it came from (the file, an environment
+        /// variable, a secret's file, or the default); secrets are redacted.
+        #[arg(long)]
+        explain: bool,
     },
     /// Read a password on stdin and print its argon2id PHC string.
     HashPassword,
@@ -100,7 +104,8 @@ pub enum SessionsCommand {
 }
 
 /// Which gateway's admin listener to talk to: `--admin URL`, else the `admin.listen` of the
-/// configuration given with `-c` (only that key is read), else the default `127.0.0.1:9901`.
+/// configuration given with `-c` (only that key is read, and `PORTCULLIS_ADMIN_LISTEN` wins
+/// over it), else `PORTCULLIS_ADMIN_LISTEN`, else the default `127.0.0.1:9901`.
 #[derive(Debug, clap::Args)]
 pub struct AdminArg {
     /// A configuration to take `admin.listen` from (nothing else in it is read or checked).
@@ -111,7 +116,8 @@ pub struct AdminArg {
         env = "PORTCULLIS_CONFIG"
     )]
     config: Option<PathBuf>,
-    /// The admin listener's base URL [default: from -c FILE, else http://127.0.0.1:9901].
+    /// The admin listener's base URL [default: from -c FILE or PORTCULLIS_ADMIN_LISTEN, else
+    /// http://127.0.0.1:9901].
     #[arg(long, value_name = "URL")]
     admin: Option<String>,
 }
@@ -121,7 +127,7 @@ impl AdminArg {
         match (&self.admin, &self.config) {
             (Some(url), _) => Ok(url.trim_end_matches('/').to_owned()),
             (None, Some(path)) => admin_base_url(path),
-            (None, None) => Ok(admin_url(Config::default_admin_listen())),
+            (None, None) => Ok(admin_url(Config::env_admin_listen()?)),
         }
     }
 }
@@ -144,7 +150,7 @@ pub fn run(command: Command) -> ExitCode {
             },
             force,
         ),
-        Command::Check { config } => check(&config.path),
+        Command::Check { config, explain } => check(&config.path, explain),
         Command::HashPassword => hash_password(),
         Command::Healthcheck { config, url } => healthcheck(&config.path, url),
         Command::Sessions(command) => sessions(&command),
@@ -168,9 +174,18 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn check(path: &Path) -> anyhow::Result<()> {
+fn check(path: &Path, explain: bool) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let settings = config.settings.clone();
     // Building the snapshot may add notices (a TLS client with no root to trust).
-    let snapshot = Snapshot::build(Config::load(path)?)?;
+    let snapshot = Snapshot::build(config)?;
+    if explain {
+        let rows: Vec<[String; 3]> = settings
+            .iter()
+            .map(|s| [s.key.clone(), s.source.to_string(), s.value.clone()])
+            .collect();
+        print!("{}", table(["KEY", "SOURCE", "VALUE"], &rows));
+    }
     for notice in &snapshot.config.notices {
         println!("note: {notice}");
     }

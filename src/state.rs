@@ -94,7 +94,7 @@ impl Snapshot {
         }
         let router = Router::new(upstreams);
         let (Some(keys), true) = (keys, issues.is_empty()) else {
-            return Err(ConfigErrors(issues));
+            return Err(config.attribute(ConfigErrors(issues)));
         };
         let keys = Arc::new(keys);
         let access_rules = Rules::new(ACCESS_AUDIENCE, &t.issuer, t.leeway);

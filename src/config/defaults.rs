@@ -4,7 +4,8 @@
 //! `config/reference.toml` (which lists every key with its default) against the table, so the
 //! two cannot drift apart. Route keys are written `routes[].key`.
 
-// The table's read side (`ALL`, `Value`, the list and boolean keys) serves the reference test.
+// The table's read side (`ALL`, `Value`) serves `check --explain` and the reference test; the
+// list and boolean keys only the test.
 #![cfg_attr(not(test), allow(dead_code))]
 
 /// A default, as the reference configuration writes it.

@@ -35,8 +35,45 @@ pub(super) fn strip_unknown(table: &mut toml::Table) -> Vec<ConfigIssue> {
     issues
 }
 
+/// The top-level keys that are tables (`[server]`), not arrays of tables (`[[routes]]`): the
+/// sections whose keys the environment can set.
+pub(super) fn table_sections() -> impl Iterator<Item = &'static str> {
+    fields::<raw::Root>()
+        .iter()
+        .copied()
+        .filter(|s| !ARRAYS_OF_TABLES.contains(s))
+}
+
+/// The top-level keys that are arrays of tables.
+pub(super) const ARRAYS_OF_TABLES: &[&str] = &["users", "routes"];
+
+/// Whether `value` deserializes as key `key` of table section `section`: `Err` with serde's
+/// reason when it does not (e.g. `invalid type: string "x", expected i64`).
+pub(super) fn fits(section: &str, key: &str, value: &toml::Value) -> Result<(), String> {
+    fn fits_in<T: serde::de::DeserializeOwned>(
+        key: &str,
+        value: &toml::Value,
+    ) -> Result<(), String> {
+        let mut one = toml::Table::new();
+        one.insert(key.to_owned(), value.clone());
+        T::deserialize(one)
+            .map(drop)
+            .map_err(|e| e.message().to_owned())
+    }
+    match section {
+        "server" => fits_in::<raw::Server>(key, value),
+        "admin" => fits_in::<raw::Admin>(key, value),
+        "endpoints" => fits_in::<raw::Endpoints>(key, value),
+        "tokens" => fits_in::<raw::Tokens>(key, value),
+        "store" => fits_in::<raw::Store>(key, value),
+        "login" => fits_in::<raw::Login>(key, value),
+        "log" => fits_in::<raw::Log>(key, value),
+        _ => Err(format!("{section} is not a table section")),
+    }
+}
+
 /// The fields of the `raw` type of top-level key `section`.
-fn section_fields(section: &str) -> &'static [&'static str] {
+pub(super) fn section_fields(section: &str) -> &'static [&'static str] {
     match section {
         "server" => fields::<raw::Server>(),
         "admin" => fields::<raw::Admin>(),
@@ -79,7 +116,7 @@ fn strip(
 
 /// The known key most like `key`, if one is close: Jaro-Winkler similarity (which weighs a
 /// shared beginning, as in `listen_addr` → `listen`) of at least 0.8.
-pub(super) fn closest(key: &str, known: &[&'static str]) -> Option<&'static str> {
+pub(super) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .map(|k| (strsim::jaro_winkler(key, k), *k))
@@ -151,6 +188,32 @@ mod tests {
             );
         }
         assert!(fields::<raw::Route>().contains(&"upstreams"));
+        let tables: Vec<&str> = table_sections().collect();
+        assert_eq!(
+            tables,
+            [
+                "server",
+                "admin",
+                "endpoints",
+                "tokens",
+                "store",
+                "login",
+                "log"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_value_fits_a_key_of_its_type_only() {
+        let int = toml::Value::Integer(5);
+        let text = toml::Value::String("5".to_owned());
+        assert_eq!(fits("server", "max_connections", &int), Ok(()));
+        assert!(fits("server", "max_connections", &text)
+            .unwrap_err()
+            .contains("expected i64"));
+        assert_eq!(fits("tokens", "issuer", &text), Ok(()));
+        assert!(fits("tokens", "issuer", &int).is_err());
+        assert!(fits("routes", "name", &text).is_err());
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! The validated, immutable runtime configuration (SPEC §4.2).
 //!
-//! `Config::load` reads a TOML file, parses it into the serde mirror in `raw.rs` and converts that
-//! into the types below in `validate.rs`, collecting every problem with the key it belongs to.
+//! `Config::load` reads a TOML file, lays the `PORTCULLIS_*` environment over it (`env.rs`),
+//! parses that into the serde mirror in `raw.rs` and converts it into the types below in
+//! `validate/`, collecting every problem with the key it belongs to; secrets given as `*_file`
+//! keys are read there. `sources.rs` records where each value came from.
 //! Nothing here opens sockets or key files: loading key material is `state::Snapshot::build`,
 //! which reports its problems in the same `ConfigIssue` form.
 
 mod defaults;
+mod env;
 mod keys;
 mod raw;
+mod sources;
 mod validate;
 mod value;
 
@@ -18,6 +22,7 @@ use std::time::Duration;
 
 pub use jsonwebtoken::Algorithm;
 use serde::Deserialize as _;
+pub use sources::{Setting, Source};
 pub use value::{Span, SpanError};
 
 /// The whole configuration, every default filled in.
@@ -37,32 +42,57 @@ pub struct Config {
     /// Notes that are not errors: keys this version does not act on yet, settings worth a
     /// second look (plain HTTP, an issuer that is not an https URL).
     pub notices: Vec<ConfigIssue>,
+    /// Every key with a value, where it came from (`portcullis check --explain`).
+    pub settings: Vec<Setting>,
 }
 
 impl Config {
-    /// Reads and validates `path`. Every problem found is reported, each naming its key.
+    /// Reads and validates `path`, with the process's `PORTCULLIS_*` variables over it. Every
+    /// problem found is reported, each naming its key.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::one("(file)", format!("cannot read {}: {e}", path.display()))
         })?;
-        Self::parse(&text, path)
+        Self::parse_with_env(&text, path, &process_env())
     }
 
-    /// Only `admin.listen` of the file at `path` (its default if unset): for the commands that
-    /// talk to a running gateway and need nothing else. The rest of the file is not checked.
+    /// Only `admin.listen` of the file at `path` and the environment (its default if unset):
+    /// for the commands that talk to a running gateway and need nothing else. The rest of the
+    /// file is not checked.
     pub fn load_admin_listen(path: &Path) -> Result<SocketAddr, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::one("(file)", format!("cannot read {}: {e}", path.display()))
         })?;
+        Self::admin_listen_of(&text, &process_env())
+    }
+
+    /// `admin.listen` without a file: `PORTCULLIS_ADMIN_LISTEN`, else the default.
+    pub fn env_admin_listen() -> Result<SocketAddr, ConfigErrors> {
+        Self::admin_listen_of("", &process_env())
+    }
+
+    /// `admin.listen` of `text` with `env` over it.
+    fn admin_listen_of(text: &str, env: &[(String, String)]) -> Result<SocketAddr, ConfigErrors> {
         #[derive(serde::Deserialize)]
         struct AdminOnly {
             #[serde(default)]
             admin: raw::Admin,
         }
-        let raw: AdminOnly = toml::from_str(&text).map_err(|e| {
+        let syntax = |e: toml::de::Error| {
             ConfigErrors::one("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
-        })?;
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(syntax)?;
+        let overlay = env::overlay(&mut table, env);
+        let admin: Vec<ConfigIssue> = (overlay.issues.iter())
+            .filter(|i| i.key.starts_with("admin."))
+            .cloned()
+            .collect();
+        if !admin.is_empty() {
+            return Err(ConfigErrors(admin));
+        }
+        let raw = AdminOnly::deserialize(table).map_err(syntax)?;
         validate::admin_listen(&raw.admin)
+            .map_err(|e| ConfigErrors(e.0.into_iter().map(|i| overlay.attribute(i)).collect()))
     }
 
     /// The log format for reporting that the configuration at `path` could not be loaded, read
@@ -84,41 +114,81 @@ impl Config {
         }
     }
 
-    /// The default `admin.listen`.
-    pub fn default_admin_listen() -> SocketAddr {
-        validate::admin_listen(&raw::Admin::default())
-            .unwrap_or_else(|_| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9901)))
-    }
-
-    /// Validates `text` as if it had been read from `path` (which anchors relative paths).
+    /// Validates `text` as if it had been read from `path` (which anchors relative paths),
+    /// without the environment.
     ///
     /// Unknown keys are all reported, each with the known key it most resembles, together with
     /// the problems of the rest of the file.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        Self::parse_with_env(text, path, &[])
+    }
+
+    /// Validates `text` as if it had been read from `path`, with the `PORTCULLIS_*` variables
+    /// of `env` (name, value) over it; other variables in `env` are passed over. A problem
+    /// with a value from the environment names its key and the variable.
+    pub fn parse_with_env(
+        text: &str,
+        path: &Path,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigErrors> {
         let syntax = |e: toml::de::Error| {
             ConfigIssue::new("(syntax)", e.to_string().trim_end().replace('\n', "\n    "))
         };
-        let first_error = match toml::from_str::<raw::Root>(text) {
-            Ok(raw) => return validate::validate(raw, path),
-            Err(e) => e,
-        };
-        let Ok(mut table) = toml::from_str::<toml::Table>(text) else {
-            return Err(ConfigErrors(vec![syntax(first_error)]));
-        };
+        let mut table =
+            toml::from_str::<toml::Table>(text).map_err(|e| ConfigErrors(vec![syntax(e)]))?;
         let mut issues = keys::strip_unknown(&mut table);
         if issues.is_empty() {
-            return Err(ConfigErrors(vec![syntax(first_error)]));
-        }
-        match raw::Root::deserialize(table) {
-            Ok(raw) => {
-                if let Err(rest) = validate::validate(raw, path) {
-                    issues.extend(rest.0);
-                }
+            // A value of the wrong type in the file, reported with its line.
+            if let Err(e) = toml::from_str::<raw::Root>(text) {
+                return Err(ConfigErrors(vec![syntax(e)]));
             }
+        }
+        let overlay = env::overlay(&mut table, env);
+        issues.extend(overlay.issues.iter().cloned());
+        let laid = table.clone();
+        match raw::Root::deserialize(table) {
+            Ok(raw) => match validate::validate(raw, path) {
+                Ok(mut config) if issues.is_empty() => {
+                    let base = path.parent().unwrap_or(Path::new(""));
+                    config.settings = sources::settings(&laid, &overlay.origins, base, &config);
+                    config.notices.extend(overlay.notices);
+                    return Ok(config);
+                }
+                Ok(_) => {}
+                Err(rest) => issues.extend(rest.0.into_iter().map(|i| overlay.attribute(i))),
+            },
             Err(e) => issues.push(syntax(e)),
         }
         Err(ConfigErrors(issues))
     }
+
+    /// `errors` (found with this configuration, e.g. loading its keys), each key that was set
+    /// from the environment followed by its variable.
+    pub fn attribute(&self, errors: ConfigErrors) -> ConfigErrors {
+        let issues = errors.0.into_iter().map(|mut issue| {
+            let var = self.settings.iter().find_map(|s| match &s.source {
+                Source::Env(var) if s.key == issue.key => Some(var),
+                _ => None,
+            });
+            if let Some(var) = var {
+                issue.key = format!("{} (from {var})", issue.key);
+            }
+            issue
+        });
+        ConfigErrors(issues.collect())
+    }
+}
+
+/// The process's `PORTCULLIS_*` variables (a value that is not UTF-8 is taken lossily).
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            name.to_ascii_uppercase()
+                .starts_with("PORTCULLIS_")
+                .then(|| (name, value.to_string_lossy().into_owned()))
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug)]

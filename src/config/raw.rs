@@ -87,6 +87,8 @@ pub(crate) struct Store {
     pub(crate) kind: Option<String>,
     pub(crate) path: Option<String>,
     pub(crate) url: Option<String>,
+    /// A file holding `url` (a secret: it may carry a password).
+    pub(crate) url_file: Option<String>,
     pub(crate) key_prefix: Option<String>,
     pub(crate) ca: Option<String>,
 }
@@ -113,6 +115,8 @@ pub(crate) struct Log {
 pub(crate) struct User {
     pub(crate) name: Option<String>,
     pub(crate) password_hash: Option<String>,
+    /// A file holding `password_hash`.
+    pub(crate) password_hash_file: Option<String>,
     #[serde(default)]
     pub(crate) roles: Vec<String>,
 }

@@ -176,6 +176,139 @@ fn check_names_the_key_and_exits_1() {
     }
 }
 
+/// `portcullis init`'s folder, its configuration using a Redis store whose URL is the secret
+/// file `config/redis-url`; the configuration's path.
+fn redis_config(dir: &std::path::Path) -> std::path::PathBuf {
+    assert!(init(dir, &[]).status.success());
+    let config = dir.join("config/portcullis.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let embedded = "kind = \"embedded\"\npath = \"../data/sessions.db\"";
+    assert!(text.contains(embedded), "{text}");
+    let text = text.replace(embedded, "kind = \"redis\"\nurl_file = \"redis-url\"");
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(
+        dir.join("config/redis-url"),
+        "redis://app:hunter2@127.0.0.1:6379/0\n",
+    )
+    .unwrap();
+    config
+}
+
+/// The words of the `--explain` row of `key`.
+fn explained<'a>(stdout: &'a str, key: &str) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(key))
+        .unwrap_or_else(|| panic!("no row for {key}: {stdout}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn check_explain_shows_where_each_value_came_from_and_redacts_secrets() {
+    let dir = TempDir::new();
+    let config = redis_config(dir.path());
+    let out = portcullis()
+        .args(["check", "--explain", "-c"])
+        .arg(&config)
+        .env("PORTCULLIS_TOKENS_ACCESS_TTL", "2m")
+        .env("PORTCULLIS_FOO", "set by a wrapper script")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        explained(&stdout, "tokens.access_ttl"),
+        [
+            "tokens.access_ttl",
+            "env",
+            "PORTCULLIS_TOKENS_ACCESS_TTL",
+            "\"2m\""
+        ]
+    );
+    assert_eq!(
+        explained(&stdout, "tokens.refresh_ttl"),
+        ["tokens.refresh_ttl", "file", "\"14d\""]
+    );
+    assert_eq!(
+        explained(&stdout, "tokens.leeway"),
+        ["tokens.leeway", "default", "\"30s\""]
+    );
+    let secret = dir.path().join("config/redis-url").display().to_string();
+    assert_eq!(
+        explained(&stdout, "store.url"),
+        [
+            "store.url",
+            "file",
+            &secret,
+            "\"redis://app:***@127.0.0.1:6379/0\""
+        ]
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    assert!(
+        !stdout.contains("login.users "),
+        "users_file is a path, not a secret's file: {stdout}"
+    );
+    // Plain columns: every row's source starts where the header's does.
+    let column = stdout.lines().next().unwrap().find("SOURCE").unwrap();
+    for line in stdout.lines().take_while(|l| !l.starts_with("note:")) {
+        assert!(
+            line.len() > column && line.as_bytes()[column - 1] == b' ',
+            "{line:?}"
+        );
+    }
+    assert!(
+        stdout.contains("note: PORTCULLIS_FOO: names no configuration key"),
+        "a variable that names no key is a note, not an error: {stdout}"
+    );
+    assert!(stdout.trim_end().ends_with(": ok"), "{stdout}");
+}
+
+#[test]
+fn check_names_a_bad_value_from_the_environment_by_key_and_variable() {
+    let dir = TempDir::new();
+    let config = redis_config(dir.path());
+    let check = |vars: &[(&str, &str)]| {
+        let out = portcullis()
+            .args(["check", "-c"])
+            .arg(&config)
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = check(&[("PORTCULLIS_TOKENS_ACCESS_TTL", "soon")]);
+    assert!(
+        stderr.contains("tokens.access_ttl (from PORTCULLIS_TOKENS_ACCESS_TTL): \"soon\""),
+        "{stderr}"
+    );
+    // Found when the key is loaded, after validation: named the same way.
+    let stderr = check(&[("PORTCULLIS_TOKENS_SIGNING_KEY", "/nonexistent/signing.pem")]);
+    assert!(
+        stderr.contains("tokens.signing_key (from PORTCULLIS_TOKENS_SIGNING_KEY)"),
+        "{stderr}"
+    );
+    // A secret file that cannot be read: its key and path, never a secret.
+    let stderr = check(&[("PORTCULLIS_STORE_URL_FILE", "/nonexistent/redis-url")]);
+    assert!(
+        stderr.contains(
+            "store.url_file (from PORTCULLIS_STORE_URL_FILE): cannot read /nonexistent/redis-url"
+        ),
+        "{stderr}"
+    );
+    let stderr = check(&[("PORTCULLIS_STORE_URL", "redis://app:hunter2@127.0.0.1")]);
+    assert!(
+        stderr.contains("store.url_file: url is set too"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
 #[test]
 fn check_refuses_a_signing_key_others_can_read() {
     let dir = TempDir::new();
@@ -243,6 +376,34 @@ fn sessions_without_a_configuration_use_the_default_admin_address() {
         "{stderr}"
     );
     assert!(!stderr.contains("cannot read"), "{stderr}");
+}
+
+/// Without `-c`, `PORTCULLIS_ADMIN_LISTEN` says where the admin listener is, like the key would.
+#[test]
+fn sessions_take_the_admin_address_from_the_environment() {
+    let dir = TempDir::new();
+    let sessions = |listen: &str| {
+        let out = portcullis()
+            .args(["sessions", "list"])
+            .current_dir(dir.path())
+            .env_remove("PORTCULLIS_CONFIG")
+            .env("PORTCULLIS_ADMIN_LISTEN", listen)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let stderr = sessions("127.0.0.1:1");
+    assert!(
+        stderr.contains("http://127.0.0.1:1/admin/sessions: "),
+        "{stderr}"
+    );
+    let stderr = sessions("nowhere");
+    assert!(
+        stderr.contains("admin.listen (from PORTCULLIS_ADMIN_LISTEN)"),
+        "{stderr}"
+    );
 }
 
 /// The demo's printed walk-through, pasted into bash, works verbatim.

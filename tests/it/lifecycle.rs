@@ -122,6 +122,27 @@ async fn sighup_reloads_users_routes_and_the_certificate() {
     );
 }
 
+/// A `[[users]]` password hash from a file (`password_hash_file`) logs in, and a reload reads
+/// the file again: after a rotation only the new password works.
+#[tokio::test]
+async fn a_password_hash_file_is_read_at_start_and_again_on_reload() {
+    let hash = |p: &str| portcullis::login::hash_password(p.as_bytes());
+    let routes = "[[routes]]\nname = \"api\"\npath_prefix = \"/\"\nupstreams = [\"http://{upstream}\"]\n\n\
+                  [[users]]\nname = \"carol\"\npassword_hash_file = \"carol.hash\"\nroles = [\"user\"]\n";
+    let (_upstream, gw) = gateway(Options {
+        files: vec![("carol.hash", format!("{}\n", hash("carol-one")))],
+        ..Options::with_routes(routes)
+    })
+    .await;
+    gw.login(("carol", "carol-one")).await;
+
+    std::fs::write(gw.dir.path().join("carol.hash"), hash("carol-two")).unwrap();
+    // The same configuration; only the file it names has changed.
+    gw.reload(&Options::with_routes(routes)).unwrap();
+    assert_eq!(gw.try_login(("carol", "carol-one")).await.status, 400);
+    gw.login(("carol", "carol-two")).await;
+}
+
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let upstream = MockUpstream::start().await;

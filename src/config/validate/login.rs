@@ -29,9 +29,18 @@ pub(super) fn users(c: &mut Checker, prefix: &str, raw: Vec<raw::User>) -> Vec<U
                 "must be 1 to 256 printable characters",
             );
         }
-        let hash = u.password_hash.unwrap_or_default();
+        let issues = c.issue_count();
+        let hash = c
+            .secret(
+                &format!("{key}.password_hash"),
+                u.password_hash,
+                u.password_hash_file,
+            )
+            .unwrap_or_default();
         match argon2::PasswordHash::new(&hash) {
             Ok(phc) if phc.algorithm.as_str() == "argon2id" && phc.hash.is_some() => {}
+            // The file could not be read: that is the problem to report.
+            _ if c.issue_count() > issues => {}
             Ok(_) | Err(_) => c.issue(
                 format!("{key}.password_hash"),
                 "expected an argon2id PHC string ($argon2id$v=19$...); make one with \

@@ -33,6 +33,11 @@ impl Checker {
         self.issues.push(ConfigIssue::new(key, problem));
     }
 
+    /// How many issues so far: to tell whether a step added one.
+    pub(super) fn issue_count(&self) -> usize {
+        self.issues.len()
+    }
+
     pub(super) fn notice(&mut self, key: impl Into<String>, problem: impl Into<String>) {
         self.notices.push(ConfigIssue::new(key, problem));
     }
@@ -74,6 +79,45 @@ impl Checker {
             );
             SocketAddr::from(([127, 0, 0, 1], 0))
         })
+    }
+
+    /// The secret of `key`: `value`, or the contents of the file `file` names (relative to the
+    /// config file's folder), read now, so that a reload reads it again. Trailing line ends are
+    /// not part of it. `None` when neither is set or the file is unusable (an issue naming
+    /// `<key>_file` and the path, never the contents).
+    pub(super) fn secret(
+        &mut self,
+        key: &str,
+        value: Option<String>,
+        file: Option<String>,
+    ) -> Option<String> {
+        let file_key = format!("{key}_file");
+        let Some(file) = file else {
+            return value;
+        };
+        if value.is_some() {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            self.issue(
+                file_key,
+                format!("{leaf} is set too; set only one of the two"),
+            );
+            return value;
+        }
+        let path = self.path(&file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let secret = text.trim_end_matches(['\n', '\r']);
+                if secret.is_empty() {
+                    self.issue(file_key, format!("{} is empty", path.display()));
+                    return None;
+                }
+                Some(secret.to_owned())
+            }
+            Err(e) => {
+                self.issue(file_key, format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
     }
 
     pub(super) fn path(&self, text: &str) -> PathBuf {
@@ -148,6 +192,7 @@ pub(super) fn validate(raw: raw::Root, source: &Path) -> Result<Config, ConfigEr
             users,
             routes,
             notices: c.notices,
+            settings: Vec::new(),
         })
     } else {
         Err(ConfigErrors(c.issues))
@@ -354,6 +399,193 @@ mod tests {
         assert_eq!(cfg.tokens.issuer, "me");
         assert_eq!(notes(&cfg), ["tokens.issuer"]);
         assert!(cfg.notices[0].problem.contains("RFC 8414"));
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn parse_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        Config::parse_with_env(
+            text,
+            Path::new("/etc/portcullis/portcullis.toml"),
+            &env(vars),
+        )
+    }
+
+    /// A fresh folder and a config path in it, for `*_file` secrets beside the file.
+    fn folder() -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("portcullis-env-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("portcullis.toml");
+        (dir, config)
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_and_is_recorded_as_the_source() {
+        let cfg = parse_env(
+            "[tokens]\naccess_ttl = \"15m\"\n[store]\nkind = \"redis\"\nurl = \"redis://file\"\n",
+            &[
+                ("PORTCULLIS_TOKENS_ACCESS_TTL", "2m"),
+                ("PORTCULLIS_STORE_URL", "redis://:hunter2@env:6379/0"),
+                ("PATH", "/usr/bin"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.tokens.access_ttl, Duration::from_secs(120));
+        assert!(
+            matches!(&cfg.store, StoreConfig::Redis { url, .. } if url == "redis://:hunter2@env:6379/0"),
+            "{:?}",
+            cfg.store
+        );
+        let source = |key: &str| {
+            let s = cfg.settings.iter().find(|s| s.key == key).unwrap();
+            format!("{} {}", s.source, s.value)
+        };
+        assert_eq!(
+            source("tokens.access_ttl"),
+            "env PORTCULLIS_TOKENS_ACCESS_TTL \"2m\""
+        );
+        assert_eq!(
+            source("store.url"),
+            "env PORTCULLIS_STORE_URL \"redis://:***@env:6379/0\""
+        );
+        assert_eq!(source("store.kind"), "file \"redis\"");
+        assert_eq!(source("tokens.refresh_ttl"), "default \"14d\"");
+        assert!(cfg.notices.iter().all(|n| !n.key.starts_with("PORTCULLIS")));
+        // `Config::parse` is the file alone.
+        let cfg = parse("[tokens]\naccess_ttl = \"15m\"\n").unwrap();
+        assert_eq!(cfg.tokens.access_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_its_key_and_variable() {
+        let err = parse_env(
+            "[server]\nlisten = \"nowhere\"\n",
+            &[
+                ("PORTCULLIS_TOKENS_ACCESS_TTL", "soon"),
+                ("PORTCULLIS_SERVER_MAX_CONNECTIONS", "lots"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            keys(err),
+            [
+                "server.max_connections (from PORTCULLIS_SERVER_MAX_CONNECTIONS)",
+                "server.listen",
+                "tokens.access_ttl (from PORTCULLIS_TOKENS_ACCESS_TTL)",
+            ]
+        );
+        // The file's own type errors keep their line.
+        let err = parse_env(
+            "[server]\nlisten = 5\n",
+            &[("PORTCULLIS_LOG_FORMAT", "json")],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_variable_that_names_no_key_is_a_notice_not_an_error() {
+        let cfg = parse_env(
+            "",
+            &[
+                ("PORTCULLIS_FOO", "1"),
+                ("PORTCULLIS_CONFIG", "/etc/portcullis/portcullis.toml"),
+            ],
+        )
+        .unwrap();
+        let notes: Vec<&str> = cfg.notices.iter().map(|n| n.key.as_str()).collect();
+        assert!(notes.contains(&"PORTCULLIS_FOO"), "{notes:?}");
+        assert!(!notes.contains(&"PORTCULLIS_CONFIG"), "{notes:?}");
+    }
+
+    #[test]
+    fn a_store_url_file_is_read_and_problems_with_it_name_the_key() {
+        let (dir, config) = folder();
+        let url = "redis://:hunter2@h:6379/0";
+        std::fs::write(dir.join("redis-url"), format!("{url}\n")).unwrap();
+        let parse_in =
+            |text: &str, vars: &[(&str, &str)]| Config::parse_with_env(text, &config, &env(vars));
+        let redis = "[store]\nkind = \"redis\"\n";
+        let cfg = parse_in(&format!("{redis}url_file = \"redis-url\"\n"), &[]).unwrap();
+        assert!(
+            matches!(&cfg.store, StoreConfig::Redis { url: u, .. } if u == url),
+            "the trailing newline is not part of it: {:?}",
+            cfg.store
+        );
+        let setting = cfg.settings.iter().find(|s| s.key == "store.url").unwrap();
+        assert_eq!(
+            setting.source,
+            crate::config::Source::SecretFile(dir.join("redis-url"))
+        );
+        assert_eq!(setting.value, "\"redis://:***@h:6379/0\"");
+        // From the environment, as a container's secret would be.
+        let path = dir.join("redis-url").display().to_string();
+        let cfg = parse_in(redis, &[("PORTCULLIS_STORE_URL_FILE", &path)]).unwrap();
+        assert!(matches!(&cfg.store, StoreConfig::Redis { url: u, .. } if u == url));
+
+        let err = parse_in(&format!("{redis}url_file = \"missing\"\n"), &[]).unwrap_err();
+        assert_eq!(keys(ConfigErrors(err.0.clone())), ["store.url_file"]);
+        assert!(
+            err.0[0]
+                .problem
+                .contains(&dir.join("missing").display().to_string()),
+            "{err}"
+        );
+        let err = parse_in(
+            &format!("{redis}url = \"{url}\"\nurl_file = \"redis-url\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.0[0].to_string(),
+            "store.url_file: url is set too; set only one of the two"
+        );
+        let err = parse_in(redis, &[("PORTCULLIS_STORE_URL_FILE", "missing")]).unwrap_err();
+        assert_eq!(
+            keys(err),
+            ["store.url_file (from PORTCULLIS_STORE_URL_FILE)"]
+        );
+        std::fs::write(dir.join("empty"), "\n").unwrap();
+        let err = parse_in(&format!("{redis}url_file = \"empty\"\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+        assert!(!err.to_string().contains("hunter2"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_password_hash_file_is_read_and_problems_with_it_name_the_key() {
+        let (dir, config) = folder();
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$ZGVhZGJlZWZkZWFkYmVlZmRlYWRiZWVmZGVhZGJlZWY";
+        std::fs::write(dir.join("alice.hash"), format!("{hash}\r\n")).unwrap();
+        let user = |line: &str| format!("[[users]]\nname = \"alice\"\n{line}\n");
+        let cfg = Config::parse(&user("password_hash_file = \"alice.hash\""), &config).unwrap();
+        assert_eq!(cfg.users[0].password_hash, hash);
+        let setting = cfg
+            .settings
+            .iter()
+            .find(|s| s.key == "users[0].password_hash")
+            .unwrap();
+        assert_eq!(
+            format!("{} {}", setting.source, setting.value),
+            format!("file {} (redacted)", dir.join("alice.hash").display())
+        );
+
+        let err = Config::parse(&user("password_hash_file = \"nope\""), &config).unwrap_err();
+        assert_eq!(
+            keys(ConfigErrors(err.0.clone())),
+            ["users[0].password_hash_file"]
+        );
+        assert!(err.to_string().contains("nope"), "{err}");
+        let both = user(&format!(
+            "password_hash = \"{hash}\"\npassword_hash_file = \"alice.hash\""
+        ));
+        let err = Config::parse(&both, &config).unwrap_err();
+        assert_eq!(keys(err), ["users[0].password_hash_file"]);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -10,7 +10,11 @@ use crate::config::StoreConfig;
 pub(super) fn store(c: &mut Checker, raw: raw::Store) -> StoreConfig {
     match raw.kind.as_deref().unwrap_or(d::STORE_KIND.default) {
         "embedded" => {
-            if raw.url.is_some() || raw.key_prefix.is_some() || raw.ca.is_some() {
+            if raw.url.is_some()
+                || raw.url_file.is_some()
+                || raw.key_prefix.is_some()
+                || raw.ca.is_some()
+            {
                 c.issue("store.url", "only used with kind = \"redis\"");
             }
             let path = raw.path.unwrap_or_else(|| d::STORE_PATH.default.to_owned());
@@ -29,7 +33,9 @@ pub(super) fn store(c: &mut Checker, raw: raw::Store) -> StoreConfig {
             if raw.path.is_some() {
                 c.issue("store.path", "only used with kind = \"embedded\"");
             }
-            let url = match raw.url {
+            let issues = c.issue_count();
+            let url = match c.secret("store.url", raw.url, raw.url_file) {
+                None if c.issue_count() > issues => String::new(),
                 None => {
                     c.issue("store.url", "required with kind = \"redis\"");
                     String::new()
