@@ -90,6 +90,10 @@ enum Protocol {
 }
 
 /// Serves one accepted connection until it closes, expires or is drained.
+///
+/// In two phases, each its own allocation: the opening (TLS handshake, protocol) and the
+/// serving. The connection's task holds only a pointer to either, so an idle connection does
+/// not keep room for the handshake's state, nor the handshake room for hyper's.
 pub(super) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -99,58 +103,73 @@ pub(super) async fn serve_connection(
     drain: watch::Receiver<bool>,
     worker: usize,
 ) {
-    let activity = Activity::new(tokio::time::Instant::now());
-    let head = limits.header_read_timeout;
     let parts = Parts {
         peer,
         worker,
         shared,
-        listening: listening.clone(),
+        listening,
         limits,
-        activity,
+        activity: Activity::new(tokio::time::Instant::now()),
         drain,
     };
-    match listening.acceptor.clone() {
-        Some(acceptor) => {
-            let tls = match tokio::time::timeout(head, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(failure = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(failure = "timeout", "TLS handshake failed"),
-            };
-            let mut conn = Conn::new(parts, "https");
-            conn.tls_version = tls_version(tls.get_ref().1.protocol_version());
-            match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") if listening.http2 => {
-                    // After ALPN `h2` the connection speaks only HTTP/2: anything else than the
-                    // preface is a connection error (RFC 9113 §3.4), answered with a GOAWAY
-                    // (hyper's h2 closes without one).
-                    match tokio::time::timeout(head, sniff(tls)).await {
-                        Ok(Ok((Protocol::Http2, tls))) => {
-                            Box::pin(conn.serve(tls, Protocol::Http2)).await;
-                        }
-                        Ok(Ok((Protocol::Http1, mut tls))) => {
-                            let _ = tls.inner.write_all(&GOAWAY_PROTOCOL_ERROR).await;
-                            let _ = tls.inner.shutdown().await;
-                        }
-                        Ok(Err(_)) | Err(_) => tracing::debug!("no HTTP/2 preface in time"),
-                    }
-                }
-                _ => Box::pin(conn.serve(tls, Protocol::Http1)).await,
+    if let Some(serving) = open(stream, parts).await {
+        serving.await;
+    }
+}
+
+/// A connection being served, boxed.
+type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The opening of a connection: the TLS handshake and the protocol (ALPN, or the h2c preface
+/// on a plain listener that allows HTTP/2), under the head deadline. `None` when the
+/// connection ended there.
+fn open(stream: TcpStream, parts: Parts) -> Pin<Box<dyn Future<Output = Option<Serving>> + Send>> {
+    Box::pin(async move {
+        let head = parts.limits.header_read_timeout;
+        let listening = parts.listening.clone();
+        let Some(acceptor) = listening.acceptor.clone() else {
+            if !listening.http2 {
+                return Some(Conn::new(parts, "http").serve(stream, Protocol::Http1));
             }
-        }
-        None if listening.http2 => {
             let sniffed = tokio::time::timeout(head, sniff(stream)).await;
             let Ok(Ok((protocol, stream))) = sniffed else {
-                return tracing::debug!("no request head in time");
+                tracing::debug!("no request head in time");
+                return None;
             };
-            let conn = Conn::new(parts, "http");
-            Box::pin(conn.serve(stream, protocol)).await;
+            return Some(Conn::new(parts, "http").serve(stream, protocol));
+        };
+        let tls = match tokio::time::timeout(head, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(failure = %e, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(failure = "timeout", "TLS handshake failed");
+                return None;
+            }
+        };
+        let mut conn = Conn::new(parts, "https");
+        conn.tls_version = tls_version(tls.get_ref().1.protocol_version());
+        if !(listening.http2 && tls.get_ref().1.alpn_protocol() == Some(b"h2")) {
+            return Some(conn.serve(tls, Protocol::Http1));
         }
-        None => {
-            let conn = Conn::new(parts, "http");
-            Box::pin(conn.serve(stream, Protocol::Http1)).await;
+        // After ALPN `h2` the connection speaks only HTTP/2: anything else than the preface is
+        // a connection error (RFC 9113 §3.4), answered with a GOAWAY (hyper's h2 closes
+        // without one).
+        match tokio::time::timeout(head, sniff(tls)).await {
+            Ok(Ok((Protocol::Http2, tls))) => Some(conn.serve(tls, Protocol::Http2)),
+            Ok(Ok((Protocol::Http1, mut tls))) => {
+                let _ = tls.inner.write_all(&GOAWAY_PROTOCOL_ERROR).await;
+                let _ = tls.inner.shutdown().await;
+                None
+            }
+            Ok(Err(_)) | Err(_) => {
+                tracing::debug!("no HTTP/2 preface in time");
+                None
+            }
         }
-    }
+    })
 }
 
 /// The access log's name of a negotiated TLS version (rustls speaks only these two).
@@ -197,6 +216,10 @@ async fn sniff<I: AsyncRead + Unpin>(mut stream: I) -> io::Result<(Protocol, Rew
     ))
 }
 
+/// One request's future, as the service gives it to hyper.
+type Responding =
+    Pin<Box<dyn Future<Output = Result<http::Response<crate::body::Body>, Infallible>> + Send>>;
+
 /// What a connection is served with, whatever its protocol.
 struct Parts {
     peer: SocketAddr,
@@ -239,7 +262,15 @@ impl Conn {
         }
     }
 
-    async fn serve<I>(mut self, io: I, protocol: Protocol)
+    /// Serves the connection in `protocol` until it ends (boxed: see [`serve_connection`]).
+    fn serve<I>(self, io: I, protocol: Protocol) -> Serving
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        Box::pin(self.serve_inner(io, protocol))
+    }
+
+    async fn serve_inner<I>(mut self, io: I, protocol: Protocol)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -258,19 +289,22 @@ impl Conn {
             state: self.state.clone(),
             worker: self.worker,
         };
-        let service = service_fn(move |req: Request<Incoming>| {
+        // Each request's future is boxed: hyper keeps the slot of a connection's request future
+        // for the connection's lifetime, and unboxed that slot would be as large as the whole
+        // request path (≈ 10 KiB, upstream client included), idle or not.
+        let service = service_fn(move |req: Request<Incoming>| -> Responding {
             let in_flight = activity.request();
             let shared = shared.clone();
             let info = info.clone();
             let service = service.clone();
-            async move {
+            Box::pin(async move {
                 let response = match service {
                     Service::Gateway => gateway::handle(shared, info, req).await,
                     Service::Admin => crate::admin::handle(&shared, &req).await,
                 };
                 drop(in_flight);
                 Ok::<_, Infallible>(response)
-            }
+            })
         });
         let limits = self.limits;
         match protocol {
