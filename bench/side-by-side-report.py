@@ -112,6 +112,8 @@ def summarise(rows):
             "runs": len(runs),
             "bad": sum(int(num(r["non2xx"]) or 0) + int(num(r["errors"]) or 0) for r in runs),
             "requests": sum(int(num(r["requests"]) or 0) for r in runs),
+            "upstream_conns": sum(int(num(r.get("upstream_conns")) or 0) for r in runs),
+            "upstream_reqs": sum(int(num(r.get("upstream_reqs")) or 0) for r in runs),
         }
     return cells
 
@@ -217,6 +219,31 @@ def markdown(cells, meta, svg_link, rows):
                     line += f" {'-' if value is None else f'{value:.2f}×'} |"
                 out.append(line)
             out.append("")
+    reuse = [(c, p) for c in configs for p in protos
+             if c != "direct" and cells.get((c, p), {}).get("upstream_reqs")]
+    if reuse:
+        out.append(
+            "Keep-alive reuse towards the upstream: requests per upstream connection opened, "
+            "over all rounds (from the upstream's `stub_status`; every proxy keeps its upstream "
+            "connections between measurements, so a high figure means almost no new ones):"
+        )
+        out.append("")
+        out.append("| config |" + "".join(f" {PROTOS[p]} |" for p in protos))
+        out.append("|---|" + "---:|" * len(protos))
+        for c in configs:
+            if c == "direct":
+                continue
+            line = f"| {row_name(c, meta)} |"
+            for p in protos:
+                cell = cells.get((c, p))
+                if not cell or not cell["upstream_reqs"]:
+                    line += " - |"
+                elif cell["upstream_conns"] <= 0:
+                    line += " ∞ (none opened) |"
+                else:
+                    line += f" {fmt(cell['upstream_reqs'] / cell['upstream_conns'])} |"
+            out.append(line)
+        out.append("")
     bad = {k: v for k, v in cells.items() if v["bad"]}
     total = sum(v["requests"] for v in cells.values())
     if bad:

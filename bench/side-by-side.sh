@@ -167,6 +167,7 @@ fi
 
 # ---------------------------------------------------------------- ports
 P_UP=$BASE_PORT                        # upstream: h1, h2c, TLS (h1 + h2 by ALPN)
+P_UP_STATUS=$((BASE_PORT + 5))         # the upstream's stub_status
 P_NGINX=$((BASE_PORT + 10))            # nginx proxy: same three
 P_HAPROXY=$((BASE_PORT + 20))          # HAProxy + JWT: same three
 P_GW=$((BASE_PORT + 30))               # portcullis plain (h1 + h2c), its admin +1
@@ -286,6 +287,9 @@ EOF
   nginx_listens "$P_UP"
   printf '%s\n' '    location / { default_type text/plain; return 200 "ok\n"; }'
   echo "  }"
+  # Its connection and request counts, read before and after each measurement: how many
+  # upstream connections each proxy opened for how many requests (keep-alive reuse).
+  echo "  server { listen 127.0.0.1:$P_UP_STATUS; location / { stub_status; } }"
   echo "}"
 } >"$CONF_DIR/upstream.conf"
 {
@@ -600,7 +604,12 @@ rank = lambda q: v[max(0, math.ceil(q * len(v)) - 1)] / 1000
 print(f"{rank(0.5):.3f} {rank(0.99):.3f}" if v else "NaN NaN")
 EOF
 }
-printf 'config\tproto\tround\trps\tp50_ms\tp99_ms\trequests\tnon2xx\terrors\tproxy_cpu_pct\tclient_cpu_pct\tupstream_cpu_pct\tmachine_busy_pct\n' >"$TSV"
+printf 'config\tproto\tround\trps\tp50_ms\tp99_ms\trequests\tnon2xx\terrors\tproxy_cpu_pct\tclient_cpu_pct\tupstream_cpu_pct\tmachine_busy_pct\tupstream_conns\tupstream_reqs\n' >"$TSV"
+
+# "accepts requests" of the upstream's stub_status (each read counts itself once in both).
+upstream_counts() {
+  curl -s --max-time 5 "http://127.0.0.1:$P_UP_STATUS/" | awk 'NR==3{print $1, $3}'
+}
 
 measure() { # $1 config, $2 proto, $3 round (0 = warm-up), $4 seconds
   local c=$1 proto=$2 r=$3 d=$4
@@ -628,6 +637,8 @@ measure() { # $1 config, $2 proto, $3 round (0 = warm-up), $4 seconds
   # shellcheck disable=SC2086
   u0=$(ticks_of ${PIDS[upstream]})
   s0=$(cpu_sample)
+  local c0 c1
+  c0=$(upstream_counts)
   local TIMEFORMAT='%R %U %S'
   { time timeout $((d + 30)) "${cmd[@]}" >"$raw" 2>&1 || true; } 2>"$tf"
   # shellcheck disable=SC2086
@@ -635,6 +646,7 @@ measure() { # $1 config, $2 proto, $3 round (0 = warm-up), $4 seconds
   # shellcheck disable=SC2086
   u1=$(ticks_of ${PIDS[upstream]})
   s1=$(cpu_sample)
+  c1=$(upstream_counts)
   if [[ $r == 0 ]]; then
     rm -f "$hlog" "$raw"
     return 0
@@ -664,8 +676,13 @@ measure() { # $1 config, $2 proto, $3 round (0 = warm-up), $4 seconds
       split(s0, a, " "); split(s1, b, " "); tot = (b[1]-a[1]) + (b[2]-a[2]) + (b[3]-a[3]);
       busy = tot > 0 ? 100 * cpus * (b[1]-a[1]) / tot : 0;
       printf "%.0f\t%.0f\t%.0f\t%.0f", 100*(p1-p0)/hz/wall, 100*(wu+ws)/wall, 100*(u1-u0)/hz/wall, busy }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$proto" "$r" "$rps" "$p50" "$p99" \
-    "${reqs:-0}" "${non2xx:-0}" "${errs:-0}" "$cpu" >>"$TSV"
+  local conns
+  # New upstream connections and upstream requests during the run, without the second read.
+  conns=$(awk -v a="$c0" -v b="$c1" 'BEGIN{split(a, x, " "); split(b, y, " ");
+    if (x[1] == "" || y[1] == "") { print "NaN\tNaN"; exit }
+    printf "%d\t%d", y[1] - x[1] - 1, y[2] - x[2] - 1 }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$proto" "$r" "$rps" "$p50" "$p99" \
+    "${reqs:-0}" "${non2xx:-0}" "${errs:-0}" "$cpu" "$conns" >>"$TSV"
   log "  $c $proto r$r: rps=$rps p50=${p50}ms p99=${p99}ms non2xx=${non2xx:-0} errors=${errs:-0} cpu(proxy/client/upstream/machine %)=$(echo "$cpu" | tr '\t' '/')"
 }
 
