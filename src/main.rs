@@ -46,13 +46,9 @@ fn main() -> ExitCode {
         Command::Gateway(command) => portcullis::cli::run(command),
         Command::Bench(args) => portcullis::cli::exit_code(bench(args)),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "portcullis",
-                &mut std::io::stdout(),
-            );
-            ExitCode::SUCCESS
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "portcullis", &mut script);
+            portcullis::cli::exit_code(print(&script))
         }
         Command::Man => portcullis::cli::exit_code(man()),
     }
@@ -60,8 +56,20 @@ fn main() -> ExitCode {
 
 /// The manual page (its SUBCOMMANDS section lists every command) on stdout.
 fn man() -> anyhow::Result<()> {
-    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
-    Ok(())
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    print(&page)
+}
+
+/// Writes a generated text to stdout. A reader that stopped early (`| head`) is not an error:
+/// the output simply ends, as with other Unix tools.
+fn print(text: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// The report goes to stdout: human-readable, or one JSON object with `--json`.

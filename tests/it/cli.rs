@@ -541,6 +541,30 @@ fn help_texts_cite_no_internal_document() {
     assert!(!starter.contains("SPEC"), "{starter}");
 }
 
+/// Piped into a reader that stops early (`portcullis man | head`), the generated texts end
+/// quietly with success, as Unix tools do: no panic, no error line.
+#[test]
+fn generated_texts_end_quietly_when_the_reader_goes_away() {
+    for args in [
+        &["completions", "bash"][..],
+        &["completions", "zsh"],
+        &["man"],
+    ] {
+        let mut child = portcullis()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Gone before the first byte is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
 /// `portcullis completions SHELL` and `portcullis man` print scripts and a page generated from
 /// the command line itself: each names the subcommands.
 #[test]
