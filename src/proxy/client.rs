@@ -7,7 +7,9 @@
 //! `preserve_host` that is the client's host, not the upstream's address.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -57,7 +59,7 @@ impl UpstreamClient {
                 connect: e.is_connect(),
                 failure: e.into(),
             }),
-            Self::Http2(h2) => h2.send(target, req).await,
+            Self::Http2(h2) => h2.send_boxed(target, req).await,
         }
     }
 }
@@ -138,6 +140,17 @@ impl std::fmt::Debug for H2Connections {
 }
 
 impl H2Connections {
+    /// `send`, boxed: its connect-and-handshake state is ≈ 10 KiB, and unboxed it would be
+    /// part of every request's future, HTTP/1 ones too, copied into the request's box and kept
+    /// for the request's lifetime.
+    fn send_boxed<'a>(
+        &'a self,
+        target: &'a Target,
+        req: Request<Body>,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<Incoming>, SendError>> + Send + 'a>> {
+        Box::pin(self.send(target, req))
+    }
+
     async fn send(
         &self,
         target: &Target,
