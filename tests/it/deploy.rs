@@ -169,16 +169,7 @@ fn the_image_is_labelled_with_its_version() {
 #[tokio::test]
 async fn an_https_upstream_is_verified_against_the_system_trust_store() {
     use crate::support::{child::ChildGateway, upstream::MockUpstream, write_config, Options};
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let upstream = MockUpstream::start_tls(&leaf.pem(), &leaf_key.serialize_pem()).await;
+    let (upstream, ca_pem) = MockUpstream::start_tls_with_own_ca().await;
     let port = upstream.addr.port();
     let dir = TempDir::new();
     let routes = format!(
@@ -188,7 +179,7 @@ async fn an_https_upstream_is_verified_against_the_system_trust_store() {
     let options = Options::with_routes(&routes);
     let config = write_config(dir.path(), upstream.addr, &options);
     let store = dir.path().join("system-roots.pem");
-    std::fs::write(&store, ca.pem()).unwrap();
+    std::fs::write(&store, ca_pem).unwrap();
     let store = store.to_str().unwrap();
     let gw = ChildGateway::start_with_env(&config, &[("SSL_CERT_FILE", store)]);
     let req = http::Request::get("/through")

@@ -353,16 +353,7 @@ async fn upstreams_alternate_and_a_dead_one_is_skipped() {
 
 #[tokio::test]
 async fn https_upstreams_are_verified_against_upstream_ca() {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let upstream = MockUpstream::start_tls(&leaf.pem(), &leaf_key.serialize_pem()).await;
+    let (upstream, ca_pem) = MockUpstream::start_tls_with_own_ca().await;
     let port = upstream.addr.port();
     let routes = format!(
         "[[routes]]\nname = \"private\"\npath_prefix = \"/private\"\n\
@@ -377,7 +368,7 @@ async fn https_upstreams_are_verified_against_upstream_ca() {
     );
     let (_unused, gw) = gateway(Options {
         routes,
-        files: vec![("upstream-ca.pem", ca.pem())],
+        files: vec![("upstream-ca.pem", ca_pem)],
         ..Options::default()
     })
     .await;

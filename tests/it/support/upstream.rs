@@ -40,6 +40,22 @@ impl MockUpstream {
     }
 
     /// An upstream speaking HTTPS with `cert_pem` / `key_pem`.
+    /// `start_tls` with a certificate for `localhost` from a CA of its own; also returns the
+    /// CA's certificate (PEM), which the gateway must trust to reach it.
+    pub(crate) async fn start_tls_with_own_ca() -> (Self, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let upstream = Self::start_tls(&leaf.pem(), &leaf_key.serialize_pem()).await;
+        (upstream, ca.pem())
+    }
+
     pub(crate) async fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
         use rustls::pki_types::pem::PemObject;
         let certs =
