@@ -88,10 +88,14 @@ def stop(proc):
 
 
 def main():
+    global BINARY
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=10000)
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--binary", default=BINARY,
+                        help="the gateway to measure (default: the release build)")
     args = parser.parse_args()
+    BINARY = args.binary
     if not os.access(BINARY, os.X_OK):
         sys.exit(f"{BINARY} is missing: cargo build --release")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
