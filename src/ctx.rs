@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use http::HeaderValue;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::canonical::Host;
+use crate::proxy::Upgraded;
 use crate::state::{Shared, Snapshot};
 use crate::token::TokenCtx;
 
@@ -88,10 +90,15 @@ pub(crate) struct ConnState {
     /// (read and discard) before closing, or the client's unread writes make the kernel reset
     /// it and the client never reads the response.
     linger: AtomicBool,
+    /// A response told the client that the connection closes after it (HTTP/1
+    /// `Connection: close`): it is never served again, parked or not.
+    closing: AtomicBool,
     /// The tunnels (upgraded connections) this connection turned into; the connection's task
     /// owns their lifetime, so they keep its permit and are closed by its idle timeout and the
     /// drain.
     tunnels: Mutex<Vec<JoinHandle<()>>>,
+    /// Where the client's side of a switched connection goes once hyper is done with it.
+    upgrade: Mutex<Option<oneshot::Sender<Upgraded>>>,
     /// The logins in flight on this connection (at most 4).
     pub logins: crate::login::ConnLogins,
 }
@@ -105,12 +112,57 @@ impl ConnState {
         self.linger.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn set_closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a response said the connection closes (or must linger, which closes it too).
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed) || self.lingers()
+    }
+
     /// Hands a running tunnel to the connection.
     pub(crate) fn adopt(&self, tunnel: JoinHandle<()>) {
         self.tunnels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(tunnel);
+    }
+
+    /// The client's side of the connection, once the `101` has gone out and hyper has handed
+    /// the connection back (`server::conn`).
+    pub(crate) fn expect_upgrade(&self) -> oneshot::Receiver<Upgraded> {
+        let (tx, rx) = oneshot::channel();
+        *self.upgrade.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        rx
+    }
+
+    /// Whether a tunnel waits for the client's side of the connection.
+    pub(crate) fn upgrading(&self) -> bool {
+        (self.upgrade.lock().unwrap_or_else(PoisonError::into_inner)).is_some()
+    }
+
+    /// Hands the client's side of the connection to the tunnel waiting for it.
+    pub(crate) fn upgraded(&self, io: Upgraded) {
+        let waiting = self
+            .upgrade
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(tx) = waiting {
+            let _ = tx.send(io);
+        }
+    }
+
+    /// Fails the tunnel still waiting for the client's side: the connection ended without
+    /// switching.
+    pub(crate) fn abandon_upgrade(&self) {
+        drop(
+            self.upgrade
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 
     /// The tunnels adopted so far.

@@ -128,6 +128,14 @@ pub(crate) async fn handle(
             response = response.map(|b| body::holding(b, inbound));
         }
     }
+    if http1
+        && response
+            .headers()
+            .get(CONNECTION)
+            .is_some_and(|v| v == "close")
+    {
+        ctx.conn.set_closing();
+    }
     response
         .headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
@@ -269,6 +277,7 @@ async fn handle_inner(
     if let Some(tunnel) = forwarded.tunnel {
         let shared = ctx.shared.clone();
         let sid = identity.map(|id| id.sid.clone());
+        let client = ctx.conn.expect_upgrade();
         let task = tokio::spawn(async move {
             let revoked = async {
                 match &sid {
@@ -276,7 +285,7 @@ async fn handle_inner(
                     None => std::future::pending().await,
                 }
             };
-            tunnel.run(revoked).await;
+            tunnel.run(async { client.await.ok() }, revoked).await;
         });
         ctx.conn.adopt(task);
     }

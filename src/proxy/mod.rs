@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 
 pub use client::ClientError;
 pub use error::{ClientFailure, ProxyError};
-pub use upgrade::Tunnel;
+pub use upgrade::{Tunnel, Upgraded, UpgradedIo};
 
 use self::balance::{Balancer, Target};
 use self::client::UpstreamClient;
@@ -129,14 +129,13 @@ pub async fn forward(
     route: &RouteConfig,
     upstream: &Upstream,
     identity: Option<&Identity>,
-    mut req: Request<Inbound>,
+    req: Request<Inbound>,
     used: &mut Option<Authority>,
 ) -> Result<Forwarded, ProxyError> {
     let switch = route
         .websocket
         .then(|| upgrade::requested(req.headers(), req.version()))
-        .flatten()
-        .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
+        .flatten();
     let (mut parts, inbound) = req.into_parts();
     // A cheap clone (shared bytes): the canonical target, kept while `parts.uri` is rewritten.
     let target_pq = parts
@@ -158,7 +157,7 @@ pub async fn forward(
             parts.headers.remove(HOST);
         }
     }
-    if let Some((protocol, _)) = &switch {
+    if let Some(protocol) = &switch {
         upgrade::restore(&mut parts.headers, protocol.clone());
     }
     let replayable = inbound.is_done();
@@ -211,9 +210,9 @@ pub async fn forward(
     let protocol = parts.headers.get(http::header::UPGRADE).cloned();
     headers::rewrite_response(hop, identity, &mut parts.headers);
     let tunnel = match (switch, upstream_upgrade, protocol) {
-        (Some((_, client)), Some(upstream), Some(protocol)) => {
+        (Some(_), Some(upstream), Some(protocol)) => {
             upgrade::restore(&mut parts.headers, protocol);
-            Some(Tunnel { client, upstream })
+            Some(Tunnel { upstream })
         }
         _ => None,
     };

@@ -16,6 +16,20 @@ use http::header::{CONNECTION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The client's side of a switched (upgraded) connection: its bytes, after the `101`.
+pub type Upgraded = Box<dyn UpgradedIo>;
+
+pub trait UpgradedIo: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl std::fmt::Debug for dyn UpgradedIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Upgraded")
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> UpgradedIo for T {}
 
 /// The `Upgrade` value of an HTTP/1.1 request that asks to switch to WebSocket.
 pub(super) fn requested(headers: &HeaderMap, version: Version) -> Option<HeaderValue> {
@@ -36,24 +50,33 @@ pub(super) fn restore(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(UPGRADE, protocol);
 }
 
-/// Both halves of a switched connection, to be joined once the `101` has been sent.
+/// The upstream's half of a switched connection, to be joined with the client's once the
+/// `101` has been sent.
 #[derive(Debug)]
 pub struct Tunnel {
-    pub(super) client: OnUpgrade,
     pub(super) upstream: OnUpgrade,
 }
 
 impl Tunnel {
-    /// Copies bytes both ways until either side closes or `revoked` completes.
-    pub async fn run(self, revoked: impl Future<Output = ()>) {
-        let (client, upstream) = match tokio::join!(self.client, self.upstream) {
-            (Ok(c), Ok(u)) => (c, u),
-            (Err(e), _) | (_, Err(e)) => {
+    /// Copies bytes both ways between `client` (the client's side, once the connection hands it
+    /// over) and the upstream until either side closes or `revoked` completes.
+    pub async fn run(
+        self,
+        client: impl Future<Output = Option<Upgraded>>,
+        revoked: impl Future<Output = ()>,
+    ) {
+        let (mut client, upstream) = match tokio::join!(client, self.upstream) {
+            (Some(c), Ok(u)) => (c, u),
+            (None, _) => {
+                tracing::debug!("upgrade failed: the client's connection ended");
+                return;
+            }
+            (_, Err(e)) => {
                 tracing::debug!(error = %e, "upgrade failed");
                 return;
             }
         };
-        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        let mut upstream = TokioIo::new(upstream);
         tokio::select! {
             copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
                 match copied {

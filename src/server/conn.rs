@@ -4,8 +4,10 @@
 //! protocol ALPN chose (`h2`: hyper's HTTP/2 server, so a bad preface gets a GOAWAY; else
 //! HTTP/1.1). A plain listener that allows HTTP/2 sniffs the h2c preface. `Activity::watch`
 //! enforces `header_read_timeout` and `idle_timeout`; the drain signal asks hyper for a
-//! graceful shutdown. A connection that was upgraded (WebSocket) stays this task's until its
-//! tunnels end, so it keeps its permit, its gauge count, its idle timeout and its drain.
+//! graceful shutdown. An idle HTTP/1.1 connection is parked: hyper's state is dropped until its
+//! next byte (`Conn::serve_http1`). A connection that was upgraded (WebSocket) is handed to its
+//! tunnel, and stays this task's until its tunnels end, so it keeps its permit, its gauge
+//! count, its idle timeout and its drain.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,6 +37,10 @@ use crate::state::Shared;
 
 /// hyper's smallest allowed HTTP/1 read buffer.
 const MIN_BUF: usize = 8192;
+/// How long an HTTP/1 connection stays idle before its hyper state is dropped (it is rebuilt
+/// when the next request's first byte arrives): long enough that a connection under load
+/// never pays for the rebuild.
+const PARK_AFTER: Duration = Duration::from_secs(1);
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -318,11 +324,7 @@ impl Conn {
                     .header_read_timeout(None)
                     .max_buf_size(limits.max_header_bytes.max(MIN_BUF))
                     .max_header_size(limits.max_header_bytes);
-                let conn = builder.serve_connection(io, service).with_upgrades();
-                // Boxed, here and below: the connection task's future is then as large as the
-                // protocol it speaks, not as the largest of them (an HTTP/2 connection's state
-                // would otherwise be carried by every HTTP/1 connection).
-                Box::pin(self.drive(conn)).await;
+                self.serve_http1(&builder, io.into_inner(), service).await;
             }
             Protocol::Http2 => {
                 let mut builder = http2::Builder::new(TokioExecutor::new());
@@ -333,10 +335,144 @@ impl Conn {
                         u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX),
                     );
                 let conn = builder.serve_connection(io, service);
+                // Boxed: the connection task's future is then as large as the protocol it
+                // speaks, not as the largest of them.
                 Box::pin(self.drive(conn)).await;
             }
         }
+        self.state.abandon_upgrade();
         self.run_tunnels().await;
+    }
+
+    /// Serves HTTP/1.1 on `io` until the connection ends, parking it while it is idle.
+    ///
+    /// hyper keeps a read and a write buffer of 8 KiB each, and its connection state, for as
+    /// long as it serves a connection, idle or not. So once a connection has been idle for
+    /// [`PARK_AFTER`], hyper is asked to stop after the exchange in progress (there is none),
+    /// gives back the socket and the bytes it had read but not parsed, and is dropped; the
+    /// connection then waits for its next byte with only the socket's state, and is served
+    /// by a new hyper connection from that byte on. A switched connection (WebSocket) is
+    /// handed to its tunnel the same way.
+    async fn serve_http1<I, S>(&mut self, builder: &http1::Builder, io: Tracked<I>, service: S)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::HttpService<Incoming, ResBody = crate::body::Body> + Unpin,
+        S::Future: Unpin,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (head, idle) = (self.limits.header_read_timeout, self.limits.idle_timeout);
+        let (mut io, mut service) = (
+            Rewind {
+                prefix: Bytes::new(),
+                inner: io,
+            },
+            service,
+        );
+        loop {
+            let conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
+            let Some((rest, back, parked)) = Box::pin(self.drive_http1(conn)).await else {
+                return;
+            };
+            service = back;
+            if self.state.upgrading() {
+                self.state.upgraded(Box::new(rest));
+                return;
+            }
+            let mut tracked = rest;
+            // A connection whose last response said it closes is never read again: the bytes
+            // behind (an unread body) are not a request.
+            if !parked || self.state.closing() {
+                // Closed (by the client, or after `Connection: close`, or by the drain):
+                // shut down, lingering if a response went out before its request's body.
+                let _ = tracked.shutdown().await;
+                return;
+            }
+            if !tracked.prefix.is_empty() {
+                // A head had begun: serve it at once.
+                io = tracked;
+                continue;
+            }
+            // Parked: nothing of hyper's is kept while waiting for the next byte.
+            let mut first = [0u8; 512];
+            let read = tokio::select! {
+                read = tracked.inner.read(&mut first) => read,
+                expired = self.activity.watch(head, idle) => {
+                    match expired {
+                        Expired::Head => tracing::debug!("request head not received in time; closing"),
+                        Expired::Idle | Expired::Settled => tracing::debug!("idle connection closed"),
+                    }
+                    return;
+                }
+                () = drained(&mut self.drain) => {
+                    let _ = tracked.shutdown().await;
+                    return;
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    io = Rewind {
+                        prefix: Bytes::copy_from_slice(&first[..n]),
+                        inner: tracked.inner,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Runs one hyper HTTP/1 connection until it ends, as `drive` does, and also parks it once
+    /// idle. Hands back the socket (with the bytes hyper read but did not parse in front), the
+    /// service, and whether it ended because it was parked; `None` when the connection is
+    /// done (failed, or a deadline passed).
+    async fn drive_http1<I, S>(
+        &mut self,
+        mut conn: Box<http1::Connection<TokioIo<Rewind<I>>, S>>,
+    ) -> Option<(Rewind<I>, S, bool)>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::HttpService<Incoming, ResBody = crate::body::Body> + Unpin,
+        S::Future: Unpin,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (head, idle) = (self.limits.header_read_timeout, self.limits.idle_timeout);
+        let mut draining = false;
+        let mut parked = false;
+        loop {
+            tokio::select! {
+                ended = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                        return None;
+                    }
+                    let parts = conn.into_parts();
+                    let mut rest = parts.io.into_inner();
+                    if !parts.read_buf.is_empty() {
+                        rest.prefix = if rest.prefix.is_empty() {
+                            parts.read_buf
+                        } else {
+                            [parts.read_buf, rest.prefix].concat().into()
+                        };
+                    }
+                    return Some((rest, parts.service, parked && !draining));
+                }
+                expired = self.activity.watch_or_settle(head, idle, (!parked).then_some(PARK_AFTER)) => {
+                    match expired {
+                        Expired::Head => tracing::debug!("request head not received in time; closing"),
+                        Expired::Idle => tracing::debug!("idle connection closed"),
+                        Expired::Settled => {
+                            parked = true;
+                            Pin::new(&mut *conn).graceful_shutdown();
+                            continue;
+                        }
+                    }
+                    return None;
+                }
+                () = drained(&mut self.drain), if !draining => {
+                    draining = true;
+                    Pin::new(&mut *conn).graceful_shutdown();
+                }
+            }
+        }
     }
 
     /// Runs hyper's connection until it ends, a deadline passes (the connection is dropped,
@@ -356,7 +492,7 @@ impl Conn {
                 expired = self.activity.watch(head, idle) => {
                     match expired {
                         Expired::Head => tracing::debug!("request head not received in time; closing"),
-                        Expired::Idle => tracing::debug!("idle connection closed"),
+                        Expired::Idle | Expired::Settled => tracing::debug!("idle connection closed"),
                     }
                     return;
                 }
@@ -402,19 +538,6 @@ async fn drained(drain: &mut watch::Receiver<bool>) {
 /// A hyper server connection that can be asked to finish gracefully.
 trait Drainable: Future<Output = Result<(), hyper::Error>> {
     fn drain(self: Pin<&mut Self>);
-}
-
-impl<I, S, B> Drainable for http1::UpgradeableConnection<I, S>
-where
-    S: hyper::service::HttpService<Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    B: http_body::Body + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn drain(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
 }
 
 impl<I, S, B, E> Drainable for http2::Connection<I, S, E>

@@ -46,6 +46,9 @@ pub(super) enum Expired {
     Head,
     /// Nothing happened for `idle_timeout`.
     Idle,
+    /// No request in progress, no head begun, and nothing moved for the settling time: the
+    /// connection can be parked.
+    Settled,
 }
 
 /// The last time a connection moved bytes, its requests in progress, and since when it waits
@@ -119,7 +122,19 @@ impl Activity {
 
     /// Completes when a head is overdue or the connection has been idle for `idle`.
     pub(super) async fn watch(&self, head: Duration, idle: Duration) -> Expired {
+        self.watch_or_settle(head, idle, None).await
+    }
+
+    /// `watch`, and also completes with `Settled` once the connection has been idle for
+    /// `settle` (if shorter than `idle`) with no head begun.
+    pub(super) async fn watch_or_settle(
+        &self,
+        head: Duration,
+        idle: Duration,
+        settle: Option<Duration>,
+    ) -> Expired {
         let (head_ms, idle_ms) = (millis(head), millis(idle));
+        let settle_ms = settle.map(millis).filter(|&s| s < idle_ms);
         loop {
             let now = self.now_ms();
             let busy = self.in_flight.load(Ordering::Relaxed) > 0;
@@ -138,6 +153,16 @@ impl Activity {
                     return Expired::Idle;
                 }
                 wait = wait.min(idle_ms - quiet);
+                if let Some(settle_ms) = settle_ms.filter(|_| since == NO_HEAD) {
+                    if quiet >= settle_ms {
+                        return Expired::Settled;
+                    }
+                    wait = wait.min(settle_ms - quiet);
+                }
+            }
+            if let Some(settle_ms) = settle_ms {
+                // Busy or reading a head now, maybe settled by then.
+                wait = wait.min(settle_ms);
             }
             tokio::time::sleep(Duration::from_millis(wait.max(20))).await;
         }
@@ -312,5 +337,42 @@ mod tests {
             .watch(Duration::from_secs(1), Duration::from_secs(5))
             .await;
         assert_eq!(expired, Expired::Head, "a started head is timed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_settles_once_quiet_with_no_request_and_no_head() {
+        let (head, idle, settle) = (
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+            Some(Duration::from_secs(1)),
+        );
+        let state = ConnState::default();
+        let activity = Activity::new(Instant::now());
+        activity.time_every_head();
+        // A request in progress for 3 s: not settled meanwhile, settled 1 s after it ends.
+        let in_flight = activity.request();
+        let started = Instant::now();
+        let ends = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            drop(in_flight);
+        };
+        let (expired, ()) = tokio::join!(activity.watch_or_settle(head, idle, settle), ends);
+        assert_eq!(expired, Expired::Settled);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(4) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        // A head begun is never settled: it runs into its deadline.
+        activity.read(&state);
+        let expired = activity.watch_or_settle(head, idle, settle).await;
+        assert_eq!(expired, Expired::Head);
+        // Without a settling time (or one past the idle timeout), only the timeouts.
+        drop(activity.request());
+        let short_idle = Duration::from_secs(2);
+        let expired = activity
+            .watch_or_settle(head, short_idle, Some(Duration::from_secs(5)))
+            .await;
+        assert_eq!(expired, Expired::Idle);
     }
 }

@@ -631,6 +631,62 @@ async fn an_idle_keep_alive_connection_obeys_idle_timeout_not_the_header_timeout
     assert_eq!(second.status, 200, "{}", second.head);
 }
 
+/// An HTTP/1.1 connection idle for over a second is parked (its hyper state dropped) and
+/// served afresh from its next byte: a head that then arrives in pieces, and two requests
+/// written at once, are each answered on the same connection.
+#[tokio::test]
+async fn a_parked_connection_serves_a_split_head_and_pipelined_requests() {
+    let (_upstream, gw) = gateway(options(SILENT)).await;
+    let mut tls = wire::tls(gw.addr, &["http/1.1"]).await;
+    let request = b"GET /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    wire::write_parts(&mut tls, [request], STEP).await.unwrap();
+    assert_eq!(wire::read_response(&mut tls).await.unwrap().status, 200);
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (start, rest) = request.split_at(5);
+    wire::write_parts(&mut tls, [start, rest], STEP)
+        .await
+        .unwrap();
+    let split = wire::read_response(&mut tls).await.unwrap();
+    assert_eq!(split.status, 200, "{}", split.head);
+    assert!(!split.closes(), "{}", split.head);
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let two = [&request[..], &request[..]].concat();
+    wire::write_parts(&mut tls, [&two[..]], STEP).await.unwrap();
+    for i in 0..2 {
+        let answer = wire::read_response(&mut tls).await.unwrap();
+        assert_eq!(answer.status, 200, "pipelined request {i}: {}", answer.head);
+    }
+}
+
+/// The first byte of a head that arrives on a parked connection starts the head deadline: a
+/// head that stalls there is cut at `header_read_timeout`, as on a connection never parked.
+#[tokio::test]
+async fn a_head_begun_on_a_parked_connection_is_timed() {
+    let (_upstream, gw) = gateway(options(SILENT)).await;
+    let mut tls = wire::tls(gw.addr, &["http/1.1"]).await;
+    let request = b"GET /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    wire::write_parts(&mut tls, [request], STEP).await.unwrap();
+    assert_eq!(wire::read_response(&mut tls).await.unwrap().status, 200);
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wire::write_parts(&mut tls, [&b"GET /pub"[..]], STEP)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let closed = wire::closed_within(&mut tls, Duration::from_secs(4)).await;
+    assert!(
+        closed.is_some(),
+        "a stalled head on a parked connection is still open after 4 s"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 // ---- §5: max_header_bytes at any value >= 1024 ----
 
 #[tokio::test]
@@ -751,6 +807,21 @@ async fn the_drain_closes_tunnels_at_once() {
     let closed = wire::closed_within(&mut tunnel, Duration::from_secs(3)).await;
     let closed = closed.expect("a tunnel is still open 3 s into a 30 s drain");
     assert!(closed < Duration::from_secs(2), "{closed:?}");
+}
+
+#[tokio::test]
+async fn the_drain_closes_parked_connections_at_once() {
+    let (_upstream, mut gw) = gateway(options("shutdown_grace = \"30s\"")).await;
+    let mut tls = wire::tls(gw.addr, &["http/1.1"]).await;
+    let request = b"GET /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    wire::write_parts(&mut tls, [request], STEP).await.unwrap();
+    assert_eq!(wire::read_response(&mut tls).await.unwrap().status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gw.shutdown();
+    let closed = wire::closed_within(&mut tls, Duration::from_secs(3)).await;
+    let closed = closed.expect("a parked connection is still open 3 s into a 30 s drain");
+    assert!(closed < Duration::from_secs(2), "{closed:?}");
+    gw.stop().await.unwrap();
 }
 
 // ---- §5: after ALPN h2 the connection speaks only HTTP/2 ----

@@ -77,3 +77,47 @@ async fn an_upgrade_without_a_valid_token_is_refused() {
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     assert_eq!(upstream.count(), 0);
 }
+
+/// A connection that served a request, went idle long enough to be parked, and then asks to
+/// switch is switched by a new hyper connection, and the bytes the client wrote right behind
+/// the upgrade request (read by hyper with the head) reach the upstream first.
+#[tokio::test]
+async fn a_parked_connection_still_upgrades_and_keeps_early_bytes() {
+    let (_upstream, gw) = gateway(Options::default()).await;
+    let tokens = gw.login(ALICE).await;
+    let (_, mut tls) = tls_connect(&gw).await;
+    let plain = format!(
+        "GET /api/items HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+        tokens.access
+    );
+    tls.write_all(plain.as_bytes()).await.unwrap();
+    let first = crate::support::wire::read_response(&mut tls).await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.head);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let upgrade = format!(
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nearly bytes",
+        tokens.access
+    );
+    tls.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        tls.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut echoed = vec![0u8; b"early bytes".len()];
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut echoed))
+        .await
+        .expect("the early bytes were not echoed")
+        .unwrap();
+    assert_eq!(echoed, b"early bytes");
+    tls.write_all(b"later").await.unwrap();
+    let mut later = [0u8; 5];
+    tls.read_exact(&mut later).await.unwrap();
+    assert_eq!(&later, b"later");
+}
