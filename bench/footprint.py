@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Start-up time and idle-connection memory of the release binary (issue 6 targets).
 
-    python3 bench/footprint.py [--connections 10000] [--starts 5]
+    python3 bench/footprint.py [--connections 10000] [--starts 5] [--http2] [--binary PATH]
 
 1. Start-up to ready: `portcullis serve` is started --starts times on a configuration written
    by `portcullis init` (keys already generated, so key generation is excluded); the time from
@@ -87,11 +87,48 @@ def stop(proc):
         proc.kill()
 
 
+def h1_request(tls):
+    """One HTTP/1.1 request on a proxied route without a token: True on its 401."""
+    tls.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    return tls.recv(4096).startswith(b"HTTP/1.1 401")
+
+
+def h2_frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def h2_request(tls):
+    """The HTTP/2 preface and one GET on stream 1 (HPACK: static-table indices and a literal
+    :authority); True once the response's HEADERS frame for stream 1 arrives."""
+    # :method GET, :scheme https (indexed); :path "/x" (literal, name 4); :authority "localhost"
+    block = b"\x82\x87\x44\x02/x\x41\x09localhost"
+    tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0)
+                + h2_frame(0x1, 0x5, 1, block))
+    buf = b""
+    acked = False
+    while True:
+        while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+            chunk = tls.recv(16384)
+            if not chunk:
+                return False
+            buf += chunk
+        size = int.from_bytes(buf[:3], "big")
+        kind, flags, stream = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+        buf = buf[9 + size:]
+        if kind == 0x4 and not flags & 0x1 and not acked:
+            tls.sendall(h2_frame(0x4, 0x1, 0))
+            acked = True
+        if kind == 0x1 and stream == 1:
+            return True
+
+
 def main():
     global BINARY
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=10000)
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--http2", action="store_true",
+                        help="HTTP/2 connections (ALPN h2), one request each; default HTTP/1.1")
     parser.add_argument("--binary", default=BINARY,
                         help="the gateway to measure (default: the release build)")
     args = parser.parse_args()
@@ -122,22 +159,23 @@ def main():
             time.sleep(0.5)
             before = rss_kib(proc.pid)
             context = ssl.create_default_context(cafile=cert)
-            request = b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            context.set_alpn_protocols(["h2" if args.http2 else "http/1.1"])
+            exchange = h2_request if args.http2 else h1_request
             conns = []
             began = time.monotonic()
             for i in range(args.connections):
                 raw = socket.create_connection(("127.0.0.1", port), timeout=10)
                 tls = context.wrap_socket(raw, server_hostname="localhost")
-                tls.sendall(request)
-                head = tls.recv(4096)
-                if not head.startswith(b"HTTP/1.1 401"):
-                    sys.exit(f"connection {i}: unexpected answer {head[:40]!r}")
+                if not exchange(tls):
+                    sys.exit(f"connection {i}: no 401 answer")
                 conns.append(tls)
             opened = time.monotonic() - began
             time.sleep(1)
             after = rss_kib(proc.pid)
             per = (after - before) / args.connections
-            print(f"{args.connections} idle keep-alive TLS connections (opened in {opened:.1f} s): "
+            protocol = "HTTP/2" if args.http2 else "HTTP/1.1"
+            print(f"{args.connections} idle keep-alive {protocol} TLS connections "
+                  f"(opened in {opened:.1f} s): "
                   f"RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB, "
                   f"{per:.1f} KiB per connection")
             for c in conns:
