@@ -280,7 +280,7 @@ impl Conn {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let io = TokioIo::new(Tracked::new(io, self.activity.clone(), self.state.clone()));
+        let io = Tracked::new(io, self.activity.clone(), self.state.clone());
         let activity = self.activity.clone();
         let shared = self.shared.clone();
         let service = self.listening.service.clone();
@@ -324,7 +324,7 @@ impl Conn {
                     .header_read_timeout(None)
                     .max_buf_size(limits.max_header_bytes.max(MIN_BUF))
                     .max_header_size(limits.max_header_bytes);
-                self.serve_http1(&builder, io.into_inner(), service).await;
+                self.serve_http1(&builder, io, service).await;
             }
             Protocol::Http2 => {
                 let mut builder = http2::Builder::new(TokioExecutor::new());
@@ -334,7 +334,7 @@ impl Conn {
                     .max_header_list_size(
                         u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX),
                     );
-                let conn = builder.serve_connection(io, service);
+                let conn = builder.serve_connection(TokioIo::new(io), service);
                 // Boxed: the connection task's future is then as large as the protocol it
                 // speaks, not as the largest of them.
                 Box::pin(self.drive(conn)).await;
@@ -356,9 +356,7 @@ impl Conn {
     async fn serve_http1<I, S>(&mut self, builder: &http1::Builder, io: Tracked<I>, service: S)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::HttpService<Incoming, ResBody = crate::body::Body> + Unpin,
-        S::Future: Unpin,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: Http1Service,
     {
         let (head, idle) = (self.limits.header_read_timeout, self.limits.idle_timeout);
         let (mut io, mut service) = (
@@ -392,8 +390,9 @@ impl Conn {
                 io = tracked;
                 continue;
             }
-            // Parked: nothing of hyper's is kept while waiting for the next byte.
-            let mut first = [0u8; 512];
+            // Parked: nothing of hyper's is kept while waiting for the next byte. A few bytes
+            // suffice to know a head has begun; hyper reads the rest.
+            let mut first = [0u8; 64];
             let read = tokio::select! {
                 read = tracked.inner.read(&mut first) => read,
                 expired = self.activity.watch(head, idle) => {
@@ -430,9 +429,7 @@ impl Conn {
     ) -> Option<(Rewind<I>, S, bool)>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::HttpService<Incoming, ResBody = crate::body::Body> + Unpin,
-        S::Future: Unpin,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: Http1Service,
     {
         let (head, idle) = (self.limits.header_read_timeout, self.limits.idle_timeout);
         let mut draining = false;
@@ -528,6 +525,28 @@ impl Conn {
             abort.abort();
         }
     }
+}
+
+/// What `serve_http1` can hand to hyper and take back from it (`poll_without_shutdown` wants
+/// the service and its futures `Unpin`): the connection's `service_fn`.
+trait Http1Service:
+    hyper::service::HttpService<
+        Incoming,
+        ResBody = crate::body::Body,
+        Future: Unpin,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    > + Unpin
+{
+}
+
+impl<S> Http1Service for S where
+    S: hyper::service::HttpService<
+            Incoming,
+            ResBody = crate::body::Body,
+            Future: Unpin,
+            Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        > + Unpin
+{
 }
 
 /// Completes once the drain has started (or the listener is gone).
