@@ -631,19 +631,28 @@ async fn an_idle_keep_alive_connection_obeys_idle_timeout_not_the_header_timeout
     assert_eq!(second.status, 200, "{}", second.head);
 }
 
+const PUBLIC_GET: &[u8] = b"GET /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// A keep-alive TLS connection that served one request and then stayed idle past the
+/// gateway's park delay (1 s).
+async fn parked(gw: &TestGateway) -> Tls {
+    let mut tls = wire::tls(gw.addr, &["http/1.1"]).await;
+    wire::write_parts(&mut tls, [PUBLIC_GET], STEP)
+        .await
+        .unwrap();
+    assert_eq!(wire::read_response(&mut tls).await.unwrap().status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tls
+}
+
 /// An HTTP/1.1 connection idle for over a second is parked (its hyper state dropped) and
 /// served afresh from its next byte: a head that then arrives in pieces, and two requests
 /// written at once, are each answered on the same connection.
 #[tokio::test]
 async fn a_parked_connection_serves_a_split_head_and_pipelined_requests() {
     let (_upstream, gw) = gateway(options(SILENT)).await;
-    let mut tls = wire::tls(gw.addr, &["http/1.1"]).await;
-    let request = b"GET /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    wire::write_parts(&mut tls, [request], STEP).await.unwrap();
-    assert_eq!(wire::read_response(&mut tls).await.unwrap().status, 200);
-
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (start, rest) = request.split_at(5);
+    let mut tls = parked(&gw).await;
+    let (start, rest) = PUBLIC_GET.split_at(5);
     wire::write_parts(&mut tls, [start, rest], STEP)
         .await
         .unwrap();
@@ -652,7 +661,7 @@ async fn a_parked_connection_serves_a_split_head_and_pipelined_requests() {
     assert!(!split.closes(), "{}", split.head);
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let two = [&request[..], &request[..]].concat();
+    let two = [PUBLIC_GET, PUBLIC_GET].concat();
     wire::write_parts(&mut tls, [&two[..]], STEP).await.unwrap();
     for i in 0..2 {
         let answer = wire::read_response(&mut tls).await.unwrap();
@@ -665,12 +674,7 @@ async fn a_parked_connection_serves_a_split_head_and_pipelined_requests() {
 #[tokio::test]
 async fn a_head_begun_on_a_parked_connection_is_timed() {
     let (_upstream, gw) = gateway(options(SILENT)).await;
-    let mut tls = wire::tls(gw.addr, &["http/1.1"]).await;
-    let request = b"GET /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    wire::write_parts(&mut tls, [request], STEP).await.unwrap();
-    assert_eq!(wire::read_response(&mut tls).await.unwrap().status, 200);
-
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut tls = parked(&gw).await;
     wire::write_parts(&mut tls, [&b"GET /pub"[..]], STEP)
         .await
         .unwrap();
@@ -812,11 +816,7 @@ async fn the_drain_closes_tunnels_at_once() {
 #[tokio::test]
 async fn the_drain_closes_parked_connections_at_once() {
     let (_upstream, mut gw) = gateway(options("shutdown_grace = \"30s\"")).await;
-    let mut tls = wire::tls(gw.addr, &["http/1.1"]).await;
-    let request = b"GET /public/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    wire::write_parts(&mut tls, [request], STEP).await.unwrap();
-    assert_eq!(wire::read_response(&mut tls).await.unwrap().status, 200);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut tls = parked(&gw).await;
     gw.shutdown();
     let closed = wire::closed_within(&mut tls, Duration::from_secs(3)).await;
     let closed = closed.expect("a parked connection is still open 3 s into a 30 s drain");

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::wire::{read_head, read_response};
 use crate::support::{gateway, material, Options, TestGateway, ALICE};
 
 /// A raw HTTP/1.1-over-TLS connection to the gateway; also returns the negotiated ALPN.
@@ -27,19 +28,20 @@ async fn open_upgrade(
     bearer: &str,
 ) -> (String, tokio_rustls::client::TlsStream<TcpStream>) {
     let (_, mut tls) = tls_connect(gw).await;
-    let request = format!(
+    tls.write_all(upgrade_request(bearer).as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut tls).await.unwrap();
+    (String::from_utf8_lossy(&head).into_owned(), tls)
+}
+
+/// A WebSocket upgrade request to `/ws` with `bearer`.
+fn upgrade_request(bearer: &str) -> String {
+    format!(
         "GET /ws HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {bearer}\r\n\
          Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-        tls.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    (String::from_utf8_lossy(&head).into_owned(), tls)
+    )
 }
 
 #[tokio::test]
@@ -91,23 +93,13 @@ async fn a_parked_connection_still_upgrades_and_keeps_early_bytes() {
         tokens.access
     );
     tls.write_all(plain.as_bytes()).await.unwrap();
-    let first = crate::support::wire::read_response(&mut tls).await.unwrap();
+    let first = read_response(&mut tls).await.unwrap();
     assert_eq!(first.status, 200, "{}", first.head);
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let upgrade = format!(
-        "GET /ws HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
-         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nearly bytes",
-        tokens.access
-    );
+    let upgrade = upgrade_request(&tokens.access) + "early bytes";
     tls.write_all(upgrade.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-        tls.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
+    let head = read_head(&mut tls).await.unwrap();
     let head = String::from_utf8_lossy(&head);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let mut echoed = vec![0u8; b"early bytes".len()];

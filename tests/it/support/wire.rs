@@ -225,7 +225,7 @@ async fn read_one<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<RawResponse> {
 }
 
 /// The bytes up to and including the blank line that ends a response head.
-async fn read_head<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<Vec<u8>> {
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<Vec<u8>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
