@@ -8,12 +8,19 @@ use super::{AuthError, InvalidReason};
 /// Longest token accepted; a longer one is refused before any decoding work.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// The bearer token of `headers`.
+/// The bearer token of `headers`: [`bearer_candidate`], then [`token68`].
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    token68(bearer_candidate(headers)?)
+}
+
+/// What `headers` offer as a bearer token, before its syntax is looked at.
 ///
 /// No `Authorization` header, or one with another scheme, is `Missing` (the client did not
-/// offer a bearer token). More than one header, an empty, oversized or non-token68 value is
-/// `Malformed`. The scheme is case-insensitive.
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+/// offer a bearer token). More than one header, or an empty or oversized value, is
+/// `Malformed`. The scheme is case-insensitive. The bytes are attacker input: use them only
+/// to look up tokens verified before (which passed [`token68`] then), or through
+/// [`token68`].
+pub(super) fn bearer_candidate(headers: &HeaderMap) -> Result<&[u8], AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(AuthError::Missing);
@@ -29,7 +36,15 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
         return Err(AuthError::Missing);
     }
     let token = trim_spaces(rest);
-    if token.is_empty() || token.len() > MAX_TOKEN_LEN || !all_token68(token) {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(AuthError::Invalid(InvalidReason::Malformed));
+    }
+    Ok(token)
+}
+
+/// `token` as text if every byte of it is a token68 character, else `Malformed`.
+pub(super) fn token68(token: &[u8]) -> Result<&str, AuthError> {
+    if !all_token68(token) {
         return Err(AuthError::Invalid(InvalidReason::Malformed));
     }
     // token68 characters are ASCII, so this cannot fail; map it anyway rather than unwrap.

@@ -17,7 +17,8 @@ use crate::jwt;
 
 #[derive(Debug)]
 pub(super) struct TokenCache {
-    entries: DashMap<Box<str>, Entry, TailHash>,
+    /// By the token's bytes, as the request carried them.
+    entries: DashMap<Box<[u8]>, Entry, TailHash>,
     capacity: usize,
     leeway: u64,
 }
@@ -39,7 +40,7 @@ impl TokenCache {
     }
 
     /// The identity of `token` if it was verified before and is within its validity at `now`.
-    pub(super) fn get(&self, token: &str, now: u64) -> Option<Arc<Identity>> {
+    pub(super) fn get(&self, token: &[u8], now: u64) -> Option<Arc<Identity>> {
         if self.capacity == 0 {
             return None;
         }
@@ -50,7 +51,7 @@ impl TokenCache {
     }
 
     /// Admits a token that has just passed the full verification.
-    pub(super) fn insert(&self, token: &str, identity: &Arc<Identity>, nbf: u64) {
+    pub(super) fn insert(&self, token: &[u8], identity: &Arc<Identity>, nbf: u64) {
         if self.capacity == 0 || self.entries.len() >= self.capacity {
             return;
         }
@@ -97,7 +98,7 @@ impl BuildHasher for TailHash {
     }
 }
 
-/// Keeps the last [`TAIL`] bytes written (a `str` writes its bytes, then a `0xff`).
+/// Keeps the last [`TAIL`] bytes written (a `[u8]` writes its length, then its bytes).
 #[derive(Debug)]
 struct TailHasher {
     keys: RandomState,
@@ -136,12 +137,12 @@ mod tests {
     #[test]
     fn hits_respect_exp_and_nbf_with_leeway() {
         let cache = TokenCache::new(10, Duration::from_secs(5));
-        cache.insert("t", &identity(100), 50);
-        assert!(cache.get("t", 44).is_none(), "not yet valid");
-        assert_eq!(cache.get("t", 45).unwrap().sid, "s");
-        assert!(cache.get("t", 105).is_some());
-        assert!(cache.get("t", 106).is_none(), "expired");
-        assert!(cache.get("other", 60).is_none());
+        cache.insert(b"t", &identity(100), 50);
+        assert!(cache.get(b"t", 44).is_none(), "not yet valid");
+        assert_eq!(cache.get(b"t", 45).unwrap().sid, "s");
+        assert!(cache.get(b"t", 105).is_some());
+        assert!(cache.get(b"t", 106).is_none(), "expired");
+        assert!(cache.get(b"other", 60).is_none());
         cache.purge(105);
         assert_eq!(cache.len(), 1);
         cache.purge(106);
@@ -155,7 +156,7 @@ mod tests {
         let a = format!("{long}signature-one-aaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         let b = format!("{long}signature-two-aaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         let same_tail = format!("other-head{}", &a[a.len() - 40..]);
-        let hash = |s: &str| state.hash_one(s);
+        let hash = |s: &str| state.hash_one(s.as_bytes());
         assert_eq!(hash(&a), hash(&a));
         assert_eq!(hash(&a), hash(&same_tail), "only the tail counts");
         assert_ne!(hash(&a), hash(&b));
@@ -174,21 +175,21 @@ mod tests {
         );
         // Equal tails do not make different tokens one entry.
         let cache = TokenCache::new(10, Duration::ZERO);
-        cache.insert(&a, &identity(100), 0);
-        assert!(cache.get(&same_tail, 1).is_none());
-        assert!(cache.get(&a, 1).is_some());
+        cache.insert(a.as_bytes(), &identity(100), 0);
+        assert!(cache.get(same_tail.as_bytes(), 1).is_none());
+        assert!(cache.get(a.as_bytes(), 1).is_some());
     }
 
     #[test]
     fn it_is_bounded_and_can_be_off() {
         let cache = TokenCache::new(2, Duration::ZERO);
-        for t in ["a", "b", "c"] {
+        for t in [b"a", b"b", b"c"] {
             cache.insert(t, &identity(100), 0);
         }
         assert_eq!(cache.len(), 2);
-        assert!(cache.get("c", 1).is_none());
+        assert!(cache.get(b"c", 1).is_none());
         let off = TokenCache::new(0, Duration::ZERO);
-        off.insert("a", &identity(100), 0);
-        assert!(off.get("a", 1).is_none());
+        off.insert(b"a", &identity(100), 0);
+        assert!(off.get(b"a", 1).is_none());
     }
 }

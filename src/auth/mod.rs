@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 
+use bearer::{bearer_candidate, token68};
 pub use bearer::{bearer_token, MAX_TOKEN_LEN};
 use cache::TokenCache;
 pub use error::{AuthError, InvalidReason};
@@ -100,8 +101,7 @@ impl Verifier {
         headers: &HeaderMap,
         now: u64,
     ) -> Result<Arc<Identity>, AuthError> {
-        let token = bearer_token(headers)?;
-        self.verify_access(deny, token, now)
+        self.check(deny, bearer_candidate(headers)?, now)
     }
 
     /// Verifies one access token at `now`: `authenticate` after the bearer parsing.
@@ -111,12 +111,23 @@ impl Verifier {
         token: &str,
         now: u64,
     ) -> Result<Arc<Identity>, AuthError> {
+        self.check(deny, token.as_bytes(), now)
+    }
+
+    /// The identity of the bearer token `token` at `now`, from the cache or from a full
+    /// verification, unless its session is in `deny`.
+    ///
+    /// The cache is looked up with the token's bytes as they came: every key in it passed
+    /// [`token68`] and the signature check when it was admitted and keys are compared whole,
+    /// so a hit needs neither again, and junk only misses. A miss checks the syntax first.
+    fn check(&self, deny: &DenyList, token: &[u8], now: u64) -> Result<Arc<Identity>, AuthError> {
         let identity = match self.cache.get(token, now) {
             Some(identity) => {
                 self.counters.hits.inc();
                 identity
             }
             None => {
+                let token = token68(token)?;
                 self.counters.misses.inc();
                 let claims: AccessClaims = jwt::verify(&self.keys, &self.rules, token, now)?;
                 let identity = Arc::new(Identity::new(
@@ -125,7 +136,7 @@ impl Verifier {
                     claims.sid,
                     claims.exp,
                 ));
-                self.cache.insert(token, &identity, claims.nbf);
+                self.cache.insert(token.as_bytes(), &identity, claims.nbf);
                 identity
             }
         };
@@ -262,6 +273,32 @@ mod tests {
             revoked
         );
         assert!(verifier.verify_access(&deny, &two, now).is_ok());
+    }
+
+    #[test]
+    fn a_cached_token_with_any_byte_added_or_changed_is_malformed_not_a_hit() {
+        // The cache is looked up before the syntax check: whatever the bytes, only the exact
+        // token verified before hits, and the rest still meets the check.
+        let (keys, verifier) = verifier(16);
+        let deny = DenyList::default();
+        let now = Clock::system().unix();
+        let good = token(&keys, "s1", now);
+        for _ in 0..2 {
+            verifier.authenticate(&deny, &bearer(&good), now).unwrap();
+        }
+        let malformed = AuthError::Invalid(InvalidReason::Malformed);
+        for junk in [
+            format!("{good}\""),
+            format!("{good},{good}"),
+            format!("{good}\u{80}"),
+            good.replacen('.', "!", 1),
+            format!("\t{good}"),
+        ] {
+            let refused = verifier.authenticate(&deny, &bearer(&junk), now);
+            assert_eq!(refused.unwrap_err(), malformed, "{junk:?}");
+        }
+        let counters = &verifier.counters;
+        assert_eq!((counters.hits.get(), counters.misses.get()), (1, 1));
     }
 
     #[test]
