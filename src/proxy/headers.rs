@@ -31,25 +31,36 @@ pub(super) fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &s
         .map(str::trim)
 }
 
+/// The hop-by-hop headers of RFC 9110 §7.6.1 that `http` has constants for (all but
+/// `Keep-Alive` and `Proxy-Connection`).
+const STANDARD_HOP_BY_HOP: [HeaderName; 7] = [
+    CONNECTION,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
+
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1 and every header `Connection` names.
+///
+/// Messages carry few of them, most often only `Connection` itself: the names a message has
+/// are scanned for them, where removing each of the nine in turn would hash and look up
+/// every one. Only a header `Connection` names that is there costs an allocation.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = connection_options(headers)
+        .filter(|name| headers.contains_key(*name))
         .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHENTICATE,
-        &PROXY_AUTHORIZATION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ] {
+    let hop_by_hop = |name: &&HeaderName| {
+        STANDARD_HOP_BY_HOP.contains(name) || *name == KEEP_ALIVE || *name == PROXY_CONNECTION
+    };
+    // Each turn removes a name found: at most nine turns.
+    while let Some(name) = headers.keys().find(hop_by_hop).cloned() {
         headers.remove(name);
     }
 }
@@ -242,6 +253,25 @@ mod tests {
         h.insert("x-kept", HeaderValue::from_static("1"));
         remove_hop_by_hop(&mut h);
         assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
+        // Each one alone, without a `Connection` naming it, goes too.
+        for name in [
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "connection",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-kept", HeaderValue::from_static("1"));
+            h.append(name, HeaderValue::from_static("1"));
+            h.append(name, HeaderValue::from_static("2"));
+            remove_hop_by_hop(&mut h);
+            assert_eq!(h.len(), 1, "{name}");
+        }
     }
 
     #[test]
