@@ -18,6 +18,8 @@ pub(super) struct Target {
     pub(super) authority: Authority,
     /// The URL's path without a trailing `/` (`""` for the root).
     pub(super) base_path: String,
+    /// Its place among the route's targets (for per-target state such as idle connections).
+    pub(super) index: usize,
     /// Milliseconds after `Balancer::epoch` until which this target is skipped; 0 = healthy.
     down_until: AtomicU64,
 }
@@ -38,6 +40,7 @@ impl Target {
             scheme: uri.scheme()?.clone(),
             authority: uri.authority()?.clone(),
             base_path: uri.path().trim_end_matches('/').to_owned(),
+            index: 0,
             down_until: AtomicU64::new(0),
         })
     }
@@ -53,7 +56,10 @@ pub(super) struct Balancer {
 
 impl Balancer {
     /// `None` for an empty list.
-    pub(super) fn new(targets: Vec<Target>) -> Option<Self> {
+    pub(super) fn new(mut targets: Vec<Target>) -> Option<Self> {
+        for (index, target) in targets.iter_mut().enumerate() {
+            target.index = index;
+        }
         (!targets.is_empty()).then(|| Self {
             targets,
             next: AtomicUsize::new(0),
@@ -87,6 +93,11 @@ impl Balancer {
             let url = format!("{}://{}{}", t.scheme, t.authority, t.base_path);
             (url, t.down_until.load(Ordering::Relaxed) <= now)
         })
+    }
+
+    /// How many targets there are.
+    pub(super) fn len(&self) -> usize {
+        self.targets.len()
     }
 
     /// Skips `target` for the cooldown.

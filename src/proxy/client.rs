@@ -1,10 +1,10 @@
-//! The upstream client of a route: HTTP/1.1 through hyper-util's pooled client (plain TCP or
-//! rustls), or HTTP/2 over one multiplexed connection per upstream (h2c for `http://`, ALPN
-//! `h2` for `https://`) driven with hyper's `client::conn` directly.
+//! The upstream client of a route: HTTP/1.1 over pooled connections that each request drives
+//! itself (`http1.rs`; plain TCP or rustls), or HTTP/2 over one multiplexed connection per
+//! upstream (h2c for `http://`, ALPN `h2` for `https://`), run as a task of its own.
 //!
-//! HTTP/2 has its own path because the pooled client connects to the request URI's authority,
-//! while RFC 9113 §8.3.1 wants the request's host in `:authority` (and no `host` header): with
-//! `preserve_host` that is the client's host, not the upstream's address.
+//! HTTP/2 connects to the target, not to the request URI's authority: RFC 9113 §8.3.1 wants the
+//! request's host in `:authority` (and no `host` header), and with `preserve_host` that is the
+//! client's host, not the upstream's address.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 
 use super::balance::Target;
 use super::error::ClientFailure;
+use super::http1::Http1Pool;
 use crate::body::Body;
 use crate::config::{RouteConfig, UpstreamProtocol};
 
@@ -34,7 +35,7 @@ use crate::config::{RouteConfig, UpstreamProtocol};
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum UpstreamClient {
-    Http1(Client<HttpsConnector<HttpConnector>, Body>),
+    Http1(Http1Pool),
     Http2(H2Connections),
 }
 
@@ -53,23 +54,21 @@ impl UpstreamClient {
         &self,
         target: &Target,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<Response<Body>, SendError> {
         match self {
-            Self::Http1(client) => client.request(req).await.map_err(|e| SendError {
-                connect: e.is_connect(),
-                failure: e.into(),
-            }),
-            Self::Http2(h2) => h2.send_boxed(target, req).await,
+            Self::Http1(pool) => pool.send(target, req).await,
+            Self::Http2(h2) => Ok(h2.send_boxed(target, req).await?.map(BodyExt::boxed)),
         }
     }
 }
 
-/// Builds `workers` clients for `route`, one per request-path worker (each keeps its own
-/// connections, driven on that worker's thread), trusting `upstream_ca` or else the system's
-/// roots.
+/// Builds `workers` clients for `route` and its `targets` upstreams, one per request-path
+/// worker (each keeps its own connections, driven on that worker's thread), trusting
+/// `upstream_ca` or else the system's roots.
 pub(super) fn build(
     route: &RouteConfig,
     workers: usize,
+    targets: usize,
 ) -> Result<Vec<UpstreamClient>, ClientError> {
     // Loading the system's roots takes milliseconds: only when an upstream needs them, and
     // once for all the workers.
@@ -93,7 +92,9 @@ pub(super) fn build(
             connect_timeout: route.connect_timeout,
             live: Mutex::default(),
         }),
-        UpstreamProtocol::Http1 => UpstreamClient::Http1(http1_client(route, tls.clone())),
+        UpstreamProtocol::Http1 => {
+            UpstreamClient::Http1(Http1Pool::new(connector(route, tls.clone()), targets))
+        }
     };
     if route.upstream_protocol == UpstreamProtocol::Http2 {
         tls.alpn_protocols = vec![b"h2".to_vec()];
@@ -101,26 +102,21 @@ pub(super) fn build(
     Ok((0..workers.max(1)).map(|_| one(&tls)).collect())
 }
 
-/// hyper-util's pooled HTTP/1.1 client, plain TCP or rustls by the URI's scheme.
-fn http1_client(
+/// The HTTP/1.1 connector: plain TCP or rustls by the URI's scheme.
+pub(super) fn connector(
     route: &RouteConfig,
     tls: rustls::ClientConfig,
-) -> Client<HttpsConnector<HttpConnector>, Body> {
+) -> HttpsConnector<HttpConnector> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(route.connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    let mut client = Client::builder(TokioExecutor::new());
-    client
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256);
-    client.build(connector)
+        .wrap_connector(http)
 }
 
 /// One HTTP/2 connection per upstream, opened on first use and replaced once it closes.

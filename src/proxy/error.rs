@@ -39,8 +39,9 @@ impl ProxyError {
 /// What the HTTP client reported.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientFailure {
+    /// Connecting (TCP, TLS) failed.
     #[error(transparent)]
-    Pooled(#[from] hyper_util::client::legacy::Error),
+    Connect(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Http(#[from] hyper::Error),
     #[error(transparent)]

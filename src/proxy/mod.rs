@@ -11,6 +11,7 @@ mod balance;
 mod client;
 mod error;
 pub mod headers;
+mod http1;
 mod upgrade;
 
 use http::header::HOST;
@@ -47,10 +48,11 @@ impl Upstream {
     /// The upstreams of `route`, with a client for each of `workers`.
     pub fn new(route: &RouteConfig, workers: usize) -> Result<Self, ClientError> {
         let targets = route.upstreams.iter().filter_map(Target::new).collect();
+        // Validation guarantees at least one upstream URL with scheme and authority.
+        let balancer = Balancer::new(targets).ok_or(ClientError::NoUpstream)?;
         Ok(Self {
-            clients: client::build(route, workers)?.into_boxed_slice(),
-            // Validation guarantees at least one upstream URL with scheme and authority.
-            balancer: Balancer::new(targets).ok_or(ClientError::NoUpstream)?,
+            clients: client::build(route, workers, balancer.len())?.into_boxed_slice(),
+            balancer,
             version: match route.upstream_protocol {
                 UpstreamProtocol::Http1 => Version::HTTP_11,
                 UpstreamProtocol::Http2 => Version::HTTP_2,
@@ -217,7 +219,7 @@ pub async fn forward(
         _ => None,
     };
     Ok(Forwarded {
-        response: Response::from_parts(parts, body.boxed()),
+        response: Response::from_parts(parts, body),
         tunnel,
     })
 }
