@@ -1,14 +1,15 @@
 # shellcheck shell=bash
 # lib.sh - shared set-up of bench/stores.sh and bench/login-storm.sh (sourced, not run).
 #
-# Provides: BIN, WORK (a scratch folder removed at exit), PIDS (stopped at exit), wait_port,
+# Provides: BIN (PORTCULLIS_BIN, else the release build), WORK (a scratch folder removed at
+# exit), PIDS (stopped at exit), wait_port,
 # start_upstream PORT (nginx answering 200 "ok"), gateway_files (init + user "bench" with a
 # random PASSWORD), gateway_conf NAME PORT STORE_LINES, start_gateway NAME PORT, login PORT,
 # wrk_run ARGS… (prints "req/s p99").
 # Everything listens on 127.0.0.1.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=$REPO/target/release/portcullis
+BIN=${PORTCULLIS_BIN:-$REPO/target/release/portcullis}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXXXX")
 PIDS=()
 cleanup() {
