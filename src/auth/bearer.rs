@@ -8,7 +8,11 @@ use super::{AuthError, InvalidReason};
 /// Longest token accepted; a longer one is refused before any decoding work.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// The bearer token of `headers`: [`bearer_candidate`], then [`token68`].
+/// The bearer token of `headers`.
+///
+/// No `Authorization` header, or one with another scheme, is `Missing` (the client did not
+/// offer a bearer token). More than one header, an empty, oversized or non-token68 value is
+/// `Malformed`. The scheme is case-insensitive.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     token68(bearer_candidate(headers)?)
 }
