@@ -8,9 +8,10 @@
 //! body has ended, so a proxied request runs on one task from the client's bytes to the
 //! upstream's and back, as nginx's event loop does it.
 //!
-//! A connection in the pool is polled by nobody. It is checked when taken: one poll notices
-//! an upstream that closed it meanwhile. Its socket is left registered with a no-op waker,
-//! never with the task of a request that has finished.
+//! A connection in the pool is polled by no task. It is checked when taken: one poll notices
+//! an upstream that closed it meanwhile. Every few seconds [`reap`] does the same for all of
+//! them and drops the closed and the expired. Its socket is left registered with a no-op
+//! waker, never with the task of a request that has finished.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,6 +40,12 @@ use crate::body::Body;
 const MAX_IDLE: usize = 256;
 /// How long an idle connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often idle connections are looked at for an upstream that closed them, or expiry.
+const REAP_EVERY: Duration = if cfg!(test) {
+    Duration::from_millis(50)
+} else {
+    Duration::from_secs(5)
+};
 
 type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 /// Boxed: a connection moves from the pool into the request's future and on into the
@@ -53,6 +60,8 @@ pub(super) struct Http1Pool {
     connector: HttpsConnector<HttpConnector>,
     /// Idle connections, indexed by [`Target::index`], the most recently used last.
     idle: Arc<[Mutex<Vec<Idle>>]>,
+    /// Whether [`reap`] runs for `idle` (started by the first request, on its worker).
+    reaping: std::sync::Once,
 }
 
 /// A connection that finished its last exchange and may carry the next.
@@ -75,6 +84,7 @@ impl Http1Pool {
         Self {
             connector,
             idle: (0..targets).map(|_| Mutex::default()).collect(),
+            reaping: std::sync::Once::new(),
         }
     }
 
@@ -86,6 +96,8 @@ impl Http1Pool {
         target: &Target,
         mut req: Request<Body>,
     ) -> Result<Response<Body>, SendError> {
+        self.reaping
+            .call_once(|| drop(tokio::spawn(reap(Arc::downgrade(&self.idle)))));
         let upgrade = req.headers().contains_key(http::header::UPGRADE);
         // hyper writes the request target as given: origin-form for an origin server.
         let uri = std::mem::take(req.uri_mut());
@@ -214,6 +226,25 @@ fn upstream(e: ClientFailure) -> SendError {
     SendError {
         connect: false,
         failure: e,
+    }
+}
+
+/// Every [`REAP_EVERY`], drops the idle connections that have expired or that the upstream
+/// has closed. Nobody polls an idle connection, so without this one the upstream hung up would
+/// keep its socket (in `CLOSE_WAIT`) until the pool is next used. Ends with the pool.
+async fn reap(idle: std::sync::Weak<[Mutex<Vec<Idle>>]>) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(idle) = idle.upgrade() else {
+            return;
+        };
+        for list in idle.iter() {
+            list.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain_mut(|c| c.since.elapsed() < IDLE_TIMEOUT && settle(&mut c.conn));
+        }
     }
 }
 
@@ -505,5 +536,40 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    /// An upstream that half-closes an idle keep-alive connection, then waits for the
+    /// gateway's side to close too: it does once the pool looks at its idle connections,
+    /// without another request.
+    #[tokio::test]
+    async fn an_idle_connection_the_upstream_closed_is_let_go_without_a_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0];
+                tcp.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            // Long after the connection went back to the pool.
+            tokio::time::sleep(REAP_EVERY * 4).await;
+            tcp.shutdown().await.unwrap();
+            let mut rest = [0; 16];
+            tcp.read(&mut rest).await.unwrap()
+        });
+        let (pool, target) = pool(addr);
+        assert_eq!(get(&pool, &target, "/").await, (200, Bytes::from("ok")));
+        assert_eq!(pool.idle[0].lock().unwrap().len(), 1, "idle in the pool");
+        let read = tokio::time::timeout(REAP_EVERY * 20, server).await;
+        assert_eq!(
+            read.expect("the idle connection was never closed").unwrap(),
+            0
+        );
+        assert!(pool.idle[0].lock().unwrap().is_empty());
     }
 }
