@@ -42,6 +42,8 @@ fi
 export PORTCULLIS_BIN
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
+# shellcheck source=bench/haproxy-jwt.sh
+source "$REPO/bench/haproxy-jwt.sh"
 
 P_UP=19280
 P_GW=19290      # plain (h1, h2c); admin +1
@@ -54,15 +56,7 @@ CERT=$WORK/gw/certs/gateway.crt
 TLS_KEY=$WORK/gw/certs/gateway.key
 
 # Under valgrind, start-up takes seconds: wait up to 60 s for a port.
-wait_slow() { # $1 port
-  local _
-  for _ in $(seq 1 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $1" >&2
-  exit 1
-}
+wait_slow() { wait_port "$1" 600; }
 
 # $1 label, $2 pid, $3 URL, $4 protocol; the rest: h2load arguments. Prints the table.
 count() {
@@ -104,6 +98,22 @@ callgrind() { # $1 label; the rest: the command
 stop() { # $1 pid
   kill "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
+}
+
+# $1 label, $2 pid, $3 port of HTTP/1.1 (h2c on +1, TLS on +2); the rest: h2load arguments.
+# Counts each protocol of PROTOS.
+count_each() {
+  local label=$1 pid=$2 port=$3 proto url
+  shift 3
+  for proto in h1 h2c h1-tls; do
+    has "$proto" || continue
+    case $proto in
+      h1) url=http://127.0.0.1:$port/ ;;
+      h2c) url=http://127.0.0.1:$((port + 1))/ ;;
+      h1-tls) url=https://127.0.0.1:$((port + 2))/ ;;
+    esac
+    count "$label" "$pid" "$url" "$proto" "$@"
+  done
 }
 
 want() { [[ " $CONFIGS " == *" $1 "* ]]; }
@@ -198,15 +208,7 @@ EOF
   callgrind nginx nginx -p "$WORK" -e "$WORK/nginx-start.log" -c "$WORK/nginx.conf"
   pid=$LAST
   wait_slow "$P_NGINX"
-  for proto in h1 h2c h1-tls; do
-    has "$proto" || continue
-    case $proto in
-      h1) url=http://127.0.0.1:$P_NGINX/ ;;
-      h2c) url=http://127.0.0.1:$((P_NGINX + 1))/ ;;
-      h1-tls) url=https://127.0.0.1:$((P_NGINX + 2))/ ;;
-    esac
-    count nginx "$pid" "$url" "$proto"
-  done
+  count_each nginx "$pid" "$P_NGINX"
   stop "$pid"
 fi
 
@@ -215,49 +217,13 @@ if want haproxy-jwt; then
   mkdir -p "$WORK/keys"
   python3 "$REPO/bench/gen-jwt.py" "$WORK/keys" >/dev/null
   cat "$CERT" "$TLS_KEY" >"$WORK/haproxy.pem"
-  # The same checks as side-by-side.sh's HAProxy column.
-  cat >"$WORK/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 1000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 65s
-frontend fe
-  bind 127.0.0.1:$P_HAPROXY
-  bind 127.0.0.1:$((P_HAPROXY + 1)) proto h2
-  bind 127.0.0.1:$((P_HAPROXY + 2)) ssl crt $WORK/haproxy.pem alpn h2,http/1.1
-  http-request set-var(txn.bearer) http_auth_bearer
-  http-request return status 401 unless { var(txn.bearer) -m found }
-  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
-  http-request return status 401 unless { var(txn.alg) -m str RS512 }
-  http-request return status 401 unless { var(txn.bearer),jwt_verify("RS512","$WORK/keys/public.pem") -m int 1 }
-  http-request return status 401 unless { var(txn.bearer),jwt_payload_query('\$.aud') -m str access }
-  http-request set-var(txn.now) date()
-  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('\$.exp','int')
-  http-request return status 401 unless { var(txn.exp),sub(txn.now) -m int gt 0 }
-  http-request set-var(txn.nbf) var(txn.bearer),jwt_payload_query('\$.nbf','int')
-  http-request return status 401 unless { var(txn.now),sub(txn.nbf) -m int ge 0 }
-  default_backend be
-backend be
-  http-reuse always
-  server up 127.0.0.1:$P_UP
-EOF
+  # side-by-side.sh's HAProxy column, on one thread.
+  haproxy_jwt_cfg 1 "$P_HAPROXY" "$WORK/haproxy.pem" "$WORK/keys/public.pem" "$P_UP" \
+    >"$WORK/haproxy.cfg"
   token=$(tr -d '\n' <"$WORK/keys/token.jwt")
   callgrind haproxy-jwt haproxy -db -f "$WORK/haproxy.cfg"
   pid=$LAST
   wait_slow "$P_HAPROXY"
-  for proto in h1 h2c h1-tls; do
-    has "$proto" || continue
-    case $proto in
-      h1) url=http://127.0.0.1:$P_HAPROXY/ ;;
-      h2c) url=http://127.0.0.1:$((P_HAPROXY + 1))/ ;;
-      h1-tls) url=https://127.0.0.1:$((P_HAPROXY + 2))/ ;;
-    esac
-    count haproxy-jwt "$pid" "$url" "$proto" -H "authorization: Bearer $token"
-  done
+  count_each haproxy-jwt "$pid" "$P_HAPROXY" -H "authorization: Bearer $token"
   stop "$pid"
 fi

@@ -2,7 +2,7 @@
 # lib.sh - shared set-up of bench/stores.sh and bench/login-storm.sh (sourced, not run).
 #
 # Provides: BIN (PORTCULLIS_BIN, else the release build), WORK (a scratch folder removed at
-# exit), PIDS (stopped at exit), wait_port,
+# exit), PIDS (stopped at exit), wait_port PORT [TENTHS],
 # start_upstream PORT (nginx answering 200 "ok"), gateway_files (init + user "bench" with a
 # random PASSWORD), gateway_conf NAME PORT STORE_LINES, start_gateway NAME PORT, login PORT,
 # wrk_run ARGS… (prints "req/s p99").
@@ -20,9 +20,9 @@ cleanup() {
 trap cleanup EXIT
 [[ -x $BIN ]] || { echo "no $BIN: cargo build --release" >&2; exit 1; }
 
-wait_port() {
+wait_port() { # $1 port, $2 tenths of a second to wait (default 100)
   local _
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 "${2:-100}"); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.1
   done
