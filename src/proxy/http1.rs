@@ -505,6 +505,19 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
+    /// Reads one request head from `tcp` and answers it `200 ok`, keep-alive.
+    async fn answer_ok(tcp: &mut tokio::net::TcpStream) {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0];
+            tcp.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+    }
+
     /// An upstream that closes a keep-alive connection while it sits in the pool: the next
     /// request notices and goes on a new connection instead of failing.
     #[tokio::test]
@@ -514,15 +527,7 @@ mod tests {
         let server = tokio::spawn(async move {
             for _ in 0..2 {
                 let (mut tcp, _) = listener.accept().await.unwrap();
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut byte = [0];
-                    tcp.read_exact(&mut byte).await.unwrap();
-                    head.push(byte[0]);
-                }
-                tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await
-                    .unwrap();
+                answer_ok(&mut tcp).await;
                 // Keep-alive as far as the client knows; then the upstream hangs up.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 drop(tcp);
@@ -547,15 +552,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (mut tcp, _) = listener.accept().await.unwrap();
-            let mut head = Vec::new();
-            while !head.ends_with(b"\r\n\r\n") {
-                let mut byte = [0];
-                tcp.read_exact(&mut byte).await.unwrap();
-                head.push(byte[0]);
-            }
-            tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .await
-                .unwrap();
+            answer_ok(&mut tcp).await;
             // Long after the connection went back to the pool.
             tokio::time::sleep(REAP_EVERY * 4).await;
             tcp.shutdown().await.unwrap();
