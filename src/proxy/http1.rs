@@ -372,13 +372,10 @@ impl Drop for Carrying {
         let mut idle = home.idle[home.index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        // The oldest are first: drop the expired ones, and the oldest beyond the bound.
-        let expired = idle
-            .iter()
-            .take_while(|i| i.since.elapsed() >= IDLE_TIMEOUT)
-            .count();
-        let over = (idle.len() - expired + 1).saturating_sub(MAX_IDLE);
-        idle.drain(..expired + over);
+        // The oldest are first: at the bound, the oldest goes. (`reap` drops the expired.)
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
+        }
         idle.push(Idle {
             sender,
             conn,
