@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme};
+use http::HeaderValue;
 
 /// How long an upstream that failed to connect is skipped.
 pub(super) const COOLDOWN: Duration = Duration::from_secs(10);
@@ -18,6 +19,9 @@ pub(super) struct Target {
     pub(super) authority: Authority,
     /// The URL's path without a trailing `/` (`""` for the root).
     pub(super) base_path: String,
+    /// The `Host` of an HTTP/1.1 request to it that does not keep the client's: its
+    /// authority, without the scheme's default port, as hyper-util's client and curl write it.
+    pub(super) host: HeaderValue,
     /// Its place among the route's targets (for per-target state such as idle connections).
     pub(super) index: usize,
     /// Milliseconds after `Balancer::epoch` until which this target is skipped; 0 = healthy.
@@ -27,22 +31,34 @@ pub(super) struct Target {
 impl Target {
     /// The port to connect to: the URL's, or the scheme's default.
     pub(super) fn port(&self) -> u16 {
-        let default = if self.scheme == Scheme::HTTPS {
-            443
-        } else {
-            80
-        };
-        self.authority.port_u16().unwrap_or(default)
+        self.authority
+            .port_u16()
+            .unwrap_or(default_port(&self.scheme))
     }
 
     pub(super) fn new(uri: &http::Uri) -> Option<Self> {
+        let (scheme, authority) = (uri.scheme()?, uri.authority()?);
+        let host = if authority.port_u16() == Some(default_port(scheme)) {
+            authority.host()
+        } else {
+            authority.as_str()
+        };
         Some(Self {
-            scheme: uri.scheme()?.clone(),
-            authority: uri.authority()?.clone(),
+            scheme: scheme.clone(),
+            authority: authority.clone(),
             base_path: uri.path().trim_end_matches('/').to_owned(),
+            host: HeaderValue::from_str(host).ok()?,
             index: 0,
             down_until: AtomicU64::new(0),
         })
+    }
+}
+
+fn default_port(scheme: &Scheme) -> u16 {
+    if *scheme == Scheme::HTTPS {
+        443
+    } else {
+        80
     }
 }
 
@@ -115,6 +131,21 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_leaves_out_only_the_schemes_default_port() {
+        for (url, host) in [
+            ("http://api.internal:80/base", "api.internal"),
+            ("https://api.internal:443", "api.internal"),
+            ("http://api.internal", "api.internal"),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("https://api.internal:80", "api.internal:80"),
+            ("http://[::1]:443", "[::1]:443"),
+        ] {
+            let target = Target::new(&url.parse().unwrap()).unwrap();
+            assert_eq!(target.host, host, "{url}");
+        }
+    }
 
     fn balancer(n: usize) -> Balancer {
         let targets = (0..n)

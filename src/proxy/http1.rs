@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::HOST;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -102,9 +102,7 @@ impl Http1Pool {
         // hyper writes the request target as given: origin-form for an origin server.
         let uri = std::mem::take(req.uri_mut());
         if !req.headers().contains_key(HOST) {
-            if let Some(host) = host_of(&uri) {
-                req.headers_mut().insert(HOST, host);
-            }
+            req.headers_mut().insert(HOST, target.host.clone());
         }
         *req.uri_mut() = match uri.path_and_query() {
             Some(pq) => http::Uri::from(pq.clone()),
@@ -203,23 +201,6 @@ impl Http1Pool {
             .boxed()
         })
     }
-}
-
-/// The `Host` of a request to `uri` that has none (the caller does not keep the client's):
-/// the upstream's authority, without the scheme's default port, as hyper-util's client and
-/// curl write it.
-fn host_of(uri: &http::Uri) -> Option<HeaderValue> {
-    let authority = uri.authority()?;
-    let default = matches!(
-        (uri.scheme_str(), authority.port_u16()),
-        (Some("http"), Some(80)) | (Some("https"), Some(443))
-    );
-    let host = if default {
-        authority.host()
-    } else {
-        authority.as_str()
-    };
-    HeaderValue::from_str(host).ok()
 }
 
 fn upstream(e: ClientFailure) -> SendError {
