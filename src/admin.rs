@@ -72,7 +72,7 @@ fn metrics(shared: &Shared) -> Response<Body> {
     for route in shared.snapshot().router.routes() {
         for (upstream, up) in route.upstream.health() {
             let target = crate::metrics::UpstreamTarget {
-                route: route.label.clone(),
+                route: route.label().clone(),
                 upstream,
             };
             metrics

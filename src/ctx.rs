@@ -74,8 +74,9 @@ impl RequestCtx {
 /// What the access log says of one request, filled in by the phases as they learn it.
 #[derive(Debug, Default)]
 pub(crate) struct AccessRecord {
-    /// The route's name, once one matched.
-    pub route: Option<Arc<str>>,
+    /// The route that matched (or the gateway's own endpoint), with its metric handles and
+    /// its name.
+    pub route: Option<Arc<crate::metrics::RouteMetrics>>,
     /// Whom the request was for: the token's user, or the user a token endpoint served.
     pub user: Option<Arc<str>>,
     /// The upstream (`host:port`) the request was forwarded to, or last tried when none

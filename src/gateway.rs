@@ -26,7 +26,7 @@ use crate::canonical::Host;
 use crate::config::{AuthMode, Endpoint};
 use crate::ctx::{AccessRecord, ConnState, RequestCtx};
 use crate::front;
-use crate::metrics::{ErrorCode, RouteLabel, RouteStatus, UpstreamError};
+use crate::metrics::{ErrorCode, UpstreamError};
 use crate::proxy::{self, headers, Hop};
 use crate::reject::Rejection;
 use crate::state::Shared;
@@ -139,21 +139,8 @@ pub(crate) async fn handle(
     response
         .headers_mut()
         .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
-    let metrics = &ctx.shared.metrics;
-    let route = record.route.clone().unwrap_or_else(|| UNROUTED.clone());
-    metrics
-        .duration
-        .get_or_create(&RouteLabel {
-            route: route.clone(),
-        })
-        .observe(ctx.start.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RouteStatus {
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
+    let route = (record.route.as_ref()).unwrap_or_else(|| ctx.shared.metrics.unmatched());
+    route.observe(response.status().as_u16(), ctx.start.elapsed());
     if let Some(request) = request_line {
         let status = response.status().as_u16();
         let line = access_line(&ctx, record, request, status, cause);
@@ -161,14 +148,6 @@ pub(crate) async fn handle(
     }
     response
 }
-
-/// The metrics' route label of requests that matched no route (the access log says `-`).
-static UNROUTED: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| "unmatched".into());
-
-/// The route label of each of the gateway's own endpoints (`token`, `logout`, …), by
-/// `Endpoint as usize`.
-static ENDPOINT_LABELS: std::sync::LazyLock<[Arc<str>; Endpoint::ALL.len()]> =
-    std::sync::LazyLock::new(|| Endpoint::ALL.map(|e| e.name().into()));
 
 /// A trusted proxy's `X-Forwarded-Proto` (its first value), when it is `http` or `https`.
 fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
@@ -192,7 +171,7 @@ async fn handle_inner(
     let path = req.uri().path();
     let endpoint = snapshot.config.endpoints.find(path);
     if let Some(endpoint) = endpoint {
-        record.route = Some(ENDPOINT_LABELS[endpoint as usize].clone());
+        record.route = Some(ctx.shared.metrics.endpoint(endpoint).clone());
     }
     match endpoint {
         Some(Endpoint::Token) => {
@@ -225,7 +204,7 @@ async fn handle_inner(
 
     let host = ctx.host.as_ref().map(Host::name);
     let route = snapshot.router.find(host, path)?;
-    record.route = Some(route.label.clone());
+    record.route = Some(route.metrics.clone());
 
     let metrics = &ctx.shared.metrics;
     let identity = match route.config.auth {
@@ -264,7 +243,7 @@ async fn handle_inner(
     .inspect_err(|e| {
         if let Some(kind) = e.upstream_kind() {
             let labels = UpstreamError {
-                route: route.label.clone(),
+                route: route.label().clone(),
                 kind,
             };
             ctx.shared
@@ -309,7 +288,7 @@ fn access_line(
         status,
         duration_ms: ctx.start.elapsed().as_secs_f64() * 1000.0,
         user: record.user,
-        route: record.route,
+        route: record.route.map(|route| route.label().clone()),
         upstream: record.upstream,
         request_id: ctx.request_id.clone(),
         peer: ctx.peer,

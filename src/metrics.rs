@@ -3,9 +3,9 @@
 //! Label values come from our own vocabulary (route names from the configuration, status
 //! codes, fixed reason and kind names), never from request data, so the series count is bounded.
 
-use std::sync::Arc;
-
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -14,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::config::Endpoint;
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq, EncodeLabelSet)]
 pub struct RouteStatus {
@@ -106,6 +108,10 @@ pub struct Metrics {
     /// 1 while an upstream is in rotation, 0 while it is skipped after failing to connect; set
     /// at each scrape from the current configuration's routes.
     pub upstream_up: Family<UpstreamTarget, Gauge>,
+    /// The handles of each of the gateway's own endpoints, by `Endpoint as usize`.
+    endpoints: [Arc<RouteMetrics>; Endpoint::ALL.len()],
+    /// The handles of requests that matched no route.
+    unmatched: Arc<RouteMetrics>,
 }
 
 impl Default for Metrics {
@@ -206,6 +212,15 @@ impl Default for Metrics {
             accepted.clone(),
         );
         registry.register("active_sessions", "Live sessions", active_sessions.clone());
+        let per_route = |label: &str| {
+            Arc::new(RouteMetrics::counting_into(
+                label.into(),
+                &requests,
+                &duration,
+            ))
+        };
+        let endpoints = Endpoint::ALL.map(|e| per_route(e.name()));
+        let unmatched = per_route("unmatched");
         Self {
             registry: root,
             requests,
@@ -223,6 +238,8 @@ impl Default for Metrics {
             lockouts,
             login_queue,
             upstream_up,
+            endpoints,
+            unmatched,
         }
     }
 }
@@ -269,6 +286,21 @@ impl Metrics {
         text
     }
 
+    /// The handles of the route named `label`; take them once per snapshot.
+    pub fn route(&self, label: Arc<str>) -> RouteMetrics {
+        RouteMetrics::counting_into(label, &self.requests, &self.duration)
+    }
+
+    /// The handles of the gateway's own `endpoint` (its label is the endpoint's name).
+    pub fn endpoint(&self, endpoint: Endpoint) -> &Arc<RouteMetrics> {
+        &self.endpoints[endpoint as usize]
+    }
+
+    /// The handles of requests that matched no route (label `unmatched`).
+    pub fn unmatched(&self) -> &Arc<RouteMetrics> {
+        &self.unmatched
+    }
+
     /// Counts a refused token; `reason` is the error's own label (`AuthError::reason`).
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.get_or_create(&Reason { reason }).inc();
@@ -281,6 +313,84 @@ impl Metrics {
 pub struct CacheCounters {
     pub hits: Counter,
     pub misses: Counter,
+}
+
+/// The per-request families: `requests_total` and `request_duration_seconds`.
+type Requests = Family<RouteStatus, Counter>;
+type Durations = Family<RouteLabel, Histogram>;
+
+/// One route label's handles in the families every request counts into (`requests_total` by
+/// status, `request_duration_seconds`), so that a request counts itself without hashing its
+/// label into the families' maps (a `get_or_create` per family per request).
+///
+/// Each handle is resolved at its first use, so that a route nobody called has no series,
+/// as before. Status counters are kept per hundred: a class's 100 slots (1.6 KiB) are
+/// allocated when the route first answers with a status of that class; a status above 599
+/// (valid, rare, and only from an upstream) is looked up in the family each time. The
+/// handles share the families' series, so a reload that builds them anew counts on where the
+/// last snapshot stopped. Built [`RouteMetrics::detached`], they count into nothing.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    label: Arc<str>,
+    /// `None` when detached.
+    families: Option<(Requests, Durations)>,
+    duration: OnceLock<Histogram>,
+    /// Classes 1xx to 5xx.
+    by_status: [OnceLock<Box<[OnceLock<Counter>; 100]>>; 5],
+}
+
+impl RouteMetrics {
+    /// Handles that count into nothing registered: a snapshot that is not serving (`check`,
+    /// unit tests) until [`Metrics::route`] replaces them.
+    pub fn detached(label: Arc<str>) -> Self {
+        Self {
+            label,
+            families: None,
+            duration: OnceLock::new(),
+            by_status: Default::default(),
+        }
+    }
+
+    fn counting_into(label: Arc<str>, requests: &Requests, durations: &Durations) -> Self {
+        Self {
+            families: Some((requests.clone(), durations.clone())),
+            ..Self::detached(label)
+        }
+    }
+
+    /// The label: the route's name, the endpoint's, or `unmatched`.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    /// Counts one request answered with `status` after `elapsed`.
+    pub fn observe(&self, status: u16, elapsed: Duration) {
+        let Some((requests, durations)) = &self.families else {
+            return;
+        };
+        let duration = self.duration.get_or_init(|| {
+            let route = self.label.clone();
+            durations.get_or_create(&RouteLabel { route }).clone()
+        });
+        duration.observe(elapsed.as_secs_f64());
+        let resolve = || {
+            let route = self.label.clone();
+            requests
+                .get_or_create(&RouteStatus { route, status })
+                .clone()
+        };
+        let class = usize::from(status / 100).checked_sub(1);
+        match class.and_then(|class| self.by_status.get(class)) {
+            Some(class) => {
+                let slots =
+                    class.get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())));
+                slots[usize::from(status % 100)].get_or_init(resolve).inc();
+            }
+            None => {
+                resolve().inc();
+            }
+        }
+    }
 }
 
 /// `process_*` as Prometheus's client libraries name them, read from `/proc` at each scrape
@@ -393,6 +503,61 @@ impl ProcessStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `requests_total` and `request_duration_seconds` lines of `route` in `text`.
+    fn route_lines(text: &str, route: &str) -> Vec<String> {
+        let label = format!("route=\"{route}\"");
+        (text.lines())
+            .filter(|l| {
+                l.contains(&label) && (l.contains("requests_total") || l.contains("_count"))
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn route_handles_count_into_the_families_and_survive_a_reload() {
+        let metrics = Metrics::default();
+        assert!(
+            route_lines(&metrics.render(), "api").is_empty(),
+            "no series before use"
+        );
+        let api = metrics.route("api".into());
+        for status in [200, 200, 404, 999] {
+            api.observe(status, Duration::from_millis(3));
+        }
+        // A reload resolves the handles anew; they count on in the same series.
+        let reloaded = metrics.route("api".into());
+        reloaded.observe(200, Duration::from_millis(3));
+        let mut lines = route_lines(&metrics.render(), "api");
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "portcullis_request_duration_seconds_count{route=\"api\"} 5",
+                "portcullis_requests_total{route=\"api\",status=\"200\"} 3",
+                "portcullis_requests_total{route=\"api\",status=\"404\"} 1",
+                "portcullis_requests_total{route=\"api\",status=\"999\"} 1",
+            ]
+        );
+        // The endpoints' and the unmatched requests' handles are the same families'.
+        metrics
+            .endpoint(Endpoint::Token)
+            .observe(400, Duration::ZERO);
+        metrics.unmatched().observe(404, Duration::ZERO);
+        let text = metrics.render();
+        assert!(text.contains("portcullis_requests_total{route=\"token\",status=\"400\"} 1"));
+        assert!(text.contains("portcullis_requests_total{route=\"unmatched\",status=\"404\"} 1"));
+    }
+
+    #[test]
+    fn detached_route_handles_count_nothing() {
+        let metrics = Metrics::default();
+        let detached = RouteMetrics::detached("api".into());
+        detached.observe(200, Duration::from_millis(1));
+        assert_eq!(detached.label().as_ref(), "api");
+        assert!(route_lines(&metrics.render(), "api").is_empty());
+    }
 
     #[test]
     fn process_stats_come_from_the_proc_files() {

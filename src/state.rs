@@ -41,6 +41,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Puts the snapshot's counters (the verified-token cache's, each route's) on `metrics`'
+    /// families; done once, when it goes into service.
+    fn count_into(&mut self, metrics: &crate::metrics::Metrics) {
+        self.verifier.count_into(metrics.token_cache_counters());
+        self.router.count_into(metrics);
+    }
+
     /// Loads the key material `config` names and builds everything per-generation. Problems are
     /// reported with the key they belong to, like configuration errors.
     pub fn build(mut config: Config) -> Result<Snapshot, ConfigErrors> {
@@ -291,7 +298,7 @@ impl Shared {
         let metrics = crate::metrics::Metrics::default();
         metrics.loaded(clock.unix());
         let mut snapshot = snapshot;
-        snapshot.verifier.count_into(metrics.token_cache_counters());
+        snapshot.count_into(&metrics);
         Ok(Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             sessions,
@@ -354,7 +361,7 @@ impl Shared {
         if let (Some(resolver), Some(key)) = (&self.certs, &snapshot.certificate) {
             resolver.store(key.clone());
         }
-        (snapshot.verifier).count_into(self.metrics.token_cache_counters());
+        snapshot.count_into(&self.metrics);
         self.snapshot.store(Arc::new(snapshot));
     }
 

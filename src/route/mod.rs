@@ -4,7 +4,10 @@
 //! Prefixes match whole segments: `/api` matches `/api` and `/api/x` but not `/apix`. Routes with
 //! a host are preferred to routes without one at the same prefix length.
 
+use std::sync::Arc;
+
 use crate::config::RouteConfig;
+use crate::metrics::{Metrics, RouteMetrics};
 
 /// The routes of one snapshot, ready to match; `T` is what a route forwards to (the
 /// snapshot's upstream clients), which this module knows nothing about.
@@ -19,9 +22,17 @@ pub struct Router<T> {
 pub struct Route<T> {
     pub config: RouteConfig,
     pub upstream: T,
-    /// The route's name, shared: the metrics' and the access log's label, cloned per request
-    /// without an allocation.
-    pub label: std::sync::Arc<str>,
+    /// The route's handles in the per-request metric families, with its name: the metrics'
+    /// and the access log's label, cloned per request without an allocation. Detached (they
+    /// count into nothing) until [`Router::count_into`].
+    pub metrics: Arc<RouteMetrics>,
+}
+
+impl<T> Route<T> {
+    /// The route's name, as the metrics and the access log show it.
+    pub fn label(&self) -> &Arc<str> {
+        self.metrics.label()
+    }
 }
 
 impl<T> Router<T> {
@@ -29,7 +40,7 @@ impl<T> Router<T> {
         let mut routes: Vec<Route<T>> = routes
             .into_iter()
             .map(|(config, upstream)| Route {
-                label: config.name.as_str().into(),
+                metrics: Arc::new(RouteMetrics::detached(config.name.as_str().into())),
                 config,
                 upstream,
             })
@@ -42,6 +53,14 @@ impl<T> Router<T> {
                 .then_with(|| b.host.is_some().cmp(&a.host.is_some()))
         });
         Self { routes }
+    }
+
+    /// Makes every route count its requests into `metrics`: done when the snapshot is put in
+    /// service, so that no request resolves its route's metric handles.
+    pub fn count_into(&mut self, metrics: &Metrics) {
+        for route in &mut self.routes {
+            route.metrics = Arc::new(metrics.route(route.label().clone()));
+        }
     }
 
     /// Every route, best match first.
