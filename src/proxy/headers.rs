@@ -198,10 +198,10 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// Rewrites an upstream response's headers for the client.
+/// Rewrites an upstream response's headers for the client. `X-Request-Id` is not set here:
+/// the gateway sets it on every response, proxied or its own (`gateway::handle`).
 pub fn rewrite_response(hop: &Hop<'_>, identity: Option<&Identity>, headers: &mut HeaderMap) {
     remove_hop_by_hop(headers);
-    headers.insert(X_REQUEST_ID.clone(), hop.request_id.clone());
     if let Some(id) = identity {
         let left = id.exp.saturating_sub(hop.now);
         headers.insert(X_TOKEN_EXPIRES_IN.clone(), HeaderValue::from(left));
