@@ -136,9 +136,13 @@ pub(crate) async fn handle(
     {
         ctx.conn.set_closing();
     }
+    // Never indexed by HPACK (a never-indexed literal): the id is new on every response, so
+    // indexing it would only evict the table's entries that do repeat.
+    let mut request_id = ctx.request_id.clone();
+    request_id.set_sensitive(true);
     response
         .headers_mut()
-        .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
+        .insert(headers::X_REQUEST_ID.clone(), request_id);
     let route = (record.route.as_ref()).unwrap_or_else(|| ctx.shared.metrics.unmatched());
     route.observe(response.status().as_u16(), ctx.start.elapsed());
     if let Some(request) = request_line {
