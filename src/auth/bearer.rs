@@ -48,11 +48,19 @@ pub(super) fn bearer_candidate(headers: &HeaderMap) -> Result<&[u8], AuthError> 
 
 /// `token` as text if every byte of it is a token68 character, else `Malformed`.
 pub(super) fn token68(token: &[u8]) -> Result<&str, AuthError> {
-    if !all_token68(token) {
-        return Err(AuthError::Invalid(InvalidReason::Malformed));
-    }
+    let token = token68_bytes(token)?;
     // token68 characters are ASCII, so this cannot fail; map it anyway rather than unwrap.
     std::str::from_utf8(token).map_err(|_| AuthError::Invalid(InvalidReason::Malformed))
+}
+
+/// `token` if every byte of it is a token68 character, else `Malformed`: [`token68`] for a
+/// caller that needs no text.
+pub(super) fn token68_bytes(token: &[u8]) -> Result<&[u8], AuthError> {
+    if all_token68(token) {
+        Ok(token)
+    } else {
+        Err(AuthError::Invalid(InvalidReason::Malformed))
+    }
 }
 
 fn split_scheme(value: &[u8]) -> Option<(&[u8], &[u8])> {

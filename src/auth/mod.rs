@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 
-use bearer::{bearer_candidate, token68};
+use bearer::{bearer_candidate, token68_bytes};
 pub use bearer::{bearer_token, MAX_TOKEN_LEN};
 use cache::TokenCache;
 pub use error::{AuthError, InvalidReason};
 
-use crate::jwt::{self, AccessClaims, KeySet, Rules};
+use crate::jwt::{self, AccessClaims, AccessView, KeySet, Rules};
 use crate::metrics::CacheCounters;
 use crate::session::DenyList;
 
@@ -127,16 +127,17 @@ impl Verifier {
                 identity
             }
             None => {
-                let token = token68(token)?;
+                let token = token68_bytes(token)?;
                 self.counters.misses.inc();
-                let claims: AccessClaims = jwt::verify(&self.keys, &self.rules, token, now)?;
+                let payload = jwt::signed_payload(&self.keys, token)?;
+                let claims: AccessView<'_> = payload.claims(&self.rules, now)?;
                 let identity = Arc::new(Identity::new(
                     &claims.sub,
                     claims.roles,
-                    claims.sid,
+                    claims.sid.into_owned(),
                     claims.exp,
                 ));
-                self.cache.insert(token.as_bytes(), &identity, claims.nbf);
+                self.cache.insert(token, &identity, claims.nbf);
                 identity
             }
         };

@@ -10,7 +10,9 @@ mod error;
 mod keys;
 mod verify;
 
-pub use claims::{AccessClaims, RefreshClaims, Registered, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
+pub use claims::{
+    AccessClaims, AccessView, RefreshClaims, Registered, ACCESS_AUDIENCE, REFRESH_AUDIENCE,
+};
 pub use error::JwtError;
 pub use keys::{kid_of, KeyError, KeyName, KeyParams, KeyRole, KeySet, PublicKey, SignError};
-pub use verify::{in_time, verify, Rules};
+pub use verify::{in_time, signed_payload, verify, Payload, Rules};

@@ -4,18 +4,22 @@
 //! (so never `none`, never HMAC with a public key), `kid` must name one of our keys, and `jwk`,
 //! `jku`, `x5u`, `x5c` are refused outright. Then the signature, then the registered claims.
 //!
-//! jsonwebtoken reads the header; the signature is checked here with the key set's keys, each
-//! parsed once per snapshot into an aws-lc `ParsedPublicKey` (no key parsing per token), over
-//! the token's own `header.payload` bytes. The claims (all registered ones required by their
-//! types) are then read from the payload, and the time claims, the issuer and the audience are
-//! checked against the `now` the caller passes (its clock, adjustable in tests), not against
-//! the system clock.
+//! The token is split once; the header is read borrowed from its decoded bytes, and the
+//! signature is checked with the key set's keys, each parsed once per snapshot into an aws-lc
+//! `ParsedPublicKey` (no key parsing per token), over the token's own `header.payload` bytes.
+//! Only the payload is allocated: the claims (all registered ones required by their types) are
+//! read from it, borrowed where the caller's claim type allows ([`Payload::claims`]), and the
+//! time claims, the issuer and the audience are checked against the `now` the caller passes
+//! (its clock, adjustable in tests), not against the system clock.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::decode_header;
+use jsonwebtoken::Algorithm;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Deserialize;
 
 use super::{JwtError, KeySet, Registered};
 
@@ -47,7 +51,7 @@ impl Rules {
     /// The registered claims of a token whose signature verified, at `now` (Unix seconds):
     /// expired once `exp < now - leeway`, not yet valid while `nbf > now + leeway`, then the
     /// issuer and the audience. An expired token of the wrong audience is reported expired.
-    fn check(&self, claims: &impl Registered, now: u64) -> Result<(), JwtError> {
+    fn check<T: Registered>(&self, claims: &T, now: u64) -> Result<(), JwtError> {
         in_time(claims.exp(), claims.nbf(), self.leeway, now)?;
         if claims.iss() != self.issuer {
             return Err(JwtError::Issuer);
@@ -73,13 +77,68 @@ pub fn in_time(exp: u64, nbf: u64, leeway: u64, now: u64) -> Result<(), JwtError
 }
 
 /// Verifies `token` with `keys` and `rules` at `now` (Unix seconds) and returns its claims.
-pub fn verify<T: Registered>(
+pub fn verify<T: Registered + DeserializeOwned>(
     keys: &KeySet,
     rules: &Rules,
     token: &str,
     now: u64,
 ) -> Result<T, JwtError> {
-    let header = decode_header(token).map_err(|_| JwtError::Malformed)?;
+    signed_payload(keys, token.as_bytes())?.claims(rules, now)
+}
+
+/// The decoded payload of a token whose header and signature passed; its claims are read
+/// (borrowed from it where they need no unescaping) and checked by [`Payload::claims`].
+#[derive(Debug)]
+pub struct Payload(Vec<u8>);
+
+impl Payload {
+    /// The claims, checked against `rules` at `now` (Unix seconds).
+    pub fn claims<'a, T: Registered + Deserialize<'a>>(
+        &'a self,
+        rules: &Rules,
+        now: u64,
+    ) -> Result<T, JwtError> {
+        let claims: T = serde_json::from_slice(&self.0).map_err(|_| JwtError::Malformed)?;
+        rules.check(&claims, now)?;
+        Ok(claims)
+    }
+}
+
+/// The JOSE header parameters the check reads, borrowed from the decoded header; the others
+/// are ignored. Key-carrying parameters are refused whatever their value.
+#[derive(Deserialize)]
+struct Header<'a> {
+    alg: Algorithm,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    jwk: Option<IgnoredAny>,
+    jku: Option<IgnoredAny>,
+    x5u: Option<IgnoredAny>,
+    x5c: Option<IgnoredAny>,
+}
+
+/// Decoded headers and signatures up to this size are decoded on the stack; larger ones
+/// (legitimate ones never are: ours are ~80 and 512 bytes at most) go to the heap.
+const STACK: usize = 512;
+
+/// Checks the header and the signature of the compact JWS `token` (attacker-controlled bytes:
+/// exactly three base64url segments, split once) and returns its decoded payload.
+///
+/// The header is checked before any signature work: the algorithm, the key-carrying
+/// parameters, the `kid`. The header and the signature are decoded on the stack; only the
+/// payload, which the claims borrow from, is allocated.
+pub fn signed_payload(keys: &KeySet, token: &[u8]) -> Result<Payload, JwtError> {
+    let mut dots = token.iter().enumerate().filter(|(_, b)| **b == b'.');
+    let (Some((first, _)), Some((second, _)), None) = (dots.next(), dots.next(), dots.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let (header, signed, signature) = (&token[..first], &token[..second], &token[second + 1..]);
+    let payload = &token[first + 1..second];
+
+    let mut buf = [0u8; STACK];
+    let header = decode(header, &mut buf)?;
+    let header: Header<'_> = serde_json::from_slice(&header).map_err(|_| JwtError::Malformed)?;
     if header.alg != keys.algorithm {
         return Err(JwtError::Algorithm);
     }
@@ -89,23 +148,30 @@ pub fn verify<T: Registered>(
     }
     let kid = header.kid.ok_or(JwtError::UnknownKid)?;
     let key = keys.verifying(&kid).ok_or(JwtError::UnknownKid)?;
-    // `header.payload` is what was signed; exactly three segments.
-    let (signed, signature) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
-    let (_, payload) = signed.split_once('.').ok_or(JwtError::Malformed)?;
-    if payload.contains('.') {
-        return Err(JwtError::Malformed);
-    }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| JwtError::Malformed)?;
-    key.verify_sig(signed.as_bytes(), &signature)
+
+    let mut buf = [0u8; STACK];
+    let signature = decode(signature, &mut buf)?;
+    key.verify_sig(signed, &signature)
         .map_err(|_| JwtError::Signature)?;
     let payload = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| JwtError::Malformed)?;
-    let claims: T = serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)?;
-    rules.check(&claims, now)?;
-    Ok(claims)
+    Ok(Payload(payload))
+}
+
+/// `segment` base64url-decoded (no padding), into `stack` when it fits.
+fn decode<'a>(segment: &[u8], stack: &'a mut [u8; STACK]) -> Result<Cow<'a, [u8]>, JwtError> {
+    if base64::decoded_len_estimate(segment.len()) <= STACK {
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(segment, stack)
+            .map_err(|_| JwtError::Malformed)?;
+        Ok(Cow::Borrowed(&stack[..len]))
+    } else {
+        let decoded = URL_SAFE_NO_PAD
+            .decode(segment)
+            .map_err(|_| JwtError::Malformed)?;
+        Ok(Cow::Owned(decoded))
+    }
 }
 
 #[cfg(test)]
@@ -114,7 +180,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::jwt::{AccessClaims, RefreshClaims, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
+    use crate::jwt::{AccessClaims, AccessView, RefreshClaims, ACCESS_AUDIENCE, REFRESH_AUDIENCE};
 
     const NOW: u64 = 1_800_000_000;
     const LEEWAY: u64 = 30;
@@ -376,5 +442,60 @@ mod tests {
             check(&keys, &parts.join("."), NOW).unwrap_err(),
             JwtError::Signature
         );
+    }
+
+    #[test]
+    fn a_header_too_large_for_the_stack_is_still_read() {
+        let keys = keys(Algorithm::EdDSA);
+        let token = keys.sign(&claims()).unwrap();
+        let (_, rest) = token.split_once('.').unwrap();
+        let x5c = json!(["A".repeat(4 * STACK)]);
+        let header = json!({"alg": "EdDSA", "kid": keys.signing_kid(), "x5c": x5c});
+        let carrying = format!("{}.{rest}", b64(&header.to_string()));
+        assert_eq!(
+            check(&keys, &carrying, NOW).unwrap_err(),
+            JwtError::ForbiddenHeader
+        );
+    }
+
+    /// The borrowed view of the access claims (the proxied request's check) accepts and
+    /// refuses exactly what `AccessClaims` does, and reads escaped strings.
+    #[test]
+    fn the_borrowed_access_view_requires_what_access_claims_require() {
+        let keys = keys(Algorithm::EdDSA);
+        let rules = rules(ACCESS_AUDIENCE);
+        let mut variants = vec![claims()];
+        for claim in [
+            "exp", "nbf", "iat", "aud", "iss", "sub", "sid", "jti", "roles",
+        ] {
+            let mut c = claims();
+            c.as_object_mut().unwrap().remove(claim);
+            variants.push(c);
+        }
+        for (claim, value) in [
+            ("jti", json!(5)),
+            ("unique_name", json!(["alice"])),
+            ("iat", json!("now")),
+            ("roles", json!("reader")),
+            ("sid", json!(null)),
+        ] {
+            variants.push(serde_json::from_str(&with(claims(), claim, value)).unwrap());
+        }
+        for c in &variants {
+            let token = keys.sign(c).unwrap();
+            let owned = verify::<AccessClaims>(&keys, &rules, &token, NOW).map(|c| c.sub);
+            let payload = signed_payload(&keys, token.as_bytes()).unwrap();
+            let view = payload
+                .claims::<AccessView<'_>>(&rules, NOW)
+                .map(|c| c.sub.into_owned());
+            assert_eq!(view, owned, "{c}");
+        }
+        let escaped: serde_json::Value =
+            serde_json::from_str(&with(claims(), "sub", json!("a\"b"))).unwrap();
+        let token = keys.sign(&escaped).unwrap();
+        let payload = signed_payload(&keys, token.as_bytes()).unwrap();
+        let view: AccessView<'_> = payload.claims(&rules, NOW).unwrap();
+        assert_eq!(view.sub, "a\"b");
+        assert_eq!(view.roles, ["reader"]);
     }
 }
