@@ -118,7 +118,7 @@ impl Verifier {
     /// verification, unless its session is in `deny`.
     ///
     /// The cache is looked up with the token's bytes as they came: every key in it passed
-    /// [`token68`] and the signature check when it was admitted and keys are compared whole,
+    /// [`token68_bytes`] and the signature check when it was admitted and keys are compared whole,
     /// so a hit needs neither again, and junk only misses. A miss checks the syntax first.
     fn check(&self, deny: &DenyList, token: &[u8], now: u64) -> Result<Arc<Identity>, AuthError> {
         let identity = match self.cache.get(token, now) {
