@@ -691,6 +691,69 @@ async fn a_head_begun_on_a_parked_connection_is_timed() {
     );
 }
 
+/// A connection whose answer said `Connection: close` is never read again, even when it was
+/// parked while that answer was still going out: what the client sends afterwards (here the
+/// request's body, which happens to read as a request) is never served, never reaches the
+/// upstream, and the connection closes once the client is done.
+#[tokio::test]
+async fn a_parked_connection_whose_answer_said_close_is_never_read_again() {
+    const DOWNLOAD: usize = 16 * MIB;
+    let (upstream, gw) = gateway(options(SILENT)).await;
+    // A small receive buffer (no autotuning): the gateway's writes stall long before 16 MiB.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * KIB as u32).unwrap();
+    let tcp = tokio::time::timeout(STEP, socket.connect(gw.addr))
+        .await
+        .expect("connect within the step timeout")
+        .unwrap();
+    let mut config = crate::support::client_tls_config(&material().cert_pem);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut tls = wire::tls_over(tcp, config).await.unwrap();
+
+    // The upstream answers without reading the body, which is not sent yet: the answer goes
+    // out before it, with `Connection: close`. The client reads nothing for 1.5 s, so the
+    // answer stalls, nothing moves, and the connection is parked while hyper still sends.
+    let post = format!(
+        "POST /public/zeros/{DOWNLOAD} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        PUBLIC_GET.len()
+    );
+    wire::write_parts(&mut tls, [post.as_bytes()], STEP)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answer = wire::read_response(&mut tls).await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    assert!(answer.closes(), "no Connection: close in\n{}", answer.head);
+    assert_eq!(answer.body.len(), DOWNLOAD, "{}", answer.head);
+
+    // The body, as long as its `Content-Length` says: a request, if it were read as one.
+    wire::write_parts(&mut tls, [PUBLIC_GET], STEP)
+        .await
+        .unwrap();
+    let after = wire::drain(&mut tls, Duration::from_secs(1)).await;
+    assert!(
+        after.received.is_empty(),
+        "bytes sent after a Connection: close answer were served as a request:\n{}",
+        String::from_utf8_lossy(&after.received)
+    );
+    let paths: Vec<String> = (upstream.received.lock().unwrap().iter())
+        .map(|r| r.uri.path().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        [format!("/zeros/{DOWNLOAD}")],
+        "bytes sent after a Connection: close answer reached the upstream"
+    );
+    // The client is done sending: the gateway, lingering until then, closes.
+    let _ = tokio::time::timeout(STEP, tls.shutdown()).await;
+    assert!(
+        wire::closed_within(&mut tls, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the connection is still open after its Connection: close answer and the client's close"
+    );
+}
+
 // ---- §5: max_header_bytes at any value >= 1024 ----
 
 #[tokio::test]
