@@ -24,7 +24,7 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 
 /// The options of every `Connection` field (RFC 9110 §7.6.1), trimmed, in order; a field
 /// that is not visible ASCII names none.
-pub(super) fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub(crate) fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     (headers.get_all(CONNECTION).iter())
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
