@@ -46,6 +46,9 @@
 #   UPDATE_DOCS=1    write the table into BENCHMARKS.md and the chart to bench/side-by-side.svg
 #   BUILD=1          cargo build --release first (0: use the existing target/release/portcullis;
 #                    both honour CARGO_TARGET_DIR)
+#   ALLOCATIONS=1    heap allocations per proxied request in the report, from `cargo bench
+#                    --bench allocations` run before the measurements (exact counts of this
+#                    tree's gateway, not of BASELINE_BIN); 0 skips it (QUICK's default)
 #   BASELINE_BIN     a portcullis binary to measure as the portcullis-baseline column, interleaved
 #                    with the others (unset: no such column); not built by this script
 #   BASELINE_LABEL   what the report calls it, e.g. "before issue 11 (044ff5d)" (default: its path)
@@ -64,8 +67,10 @@ source "$BENCH_DIR/haproxy-jwt.sh"
 : "${QUICK:=0}"
 if [[ $QUICK == 1 ]]; then
   : "${ROUNDS:=1}" "${DURATION:=2}" "${WARMUP:=1}" "${TOKENS:=200}" "${UPDATE_DOCS:=0}" "${MAX_TOTAL_S:=900}"
+  : "${ALLOCATIONS:=0}"
 fi
 : "${ROUNDS:=3}" "${DURATION:=10}" "${WARMUP:=2}" "${TOKENS:=1000}" "${UPDATE_DOCS:=1}" "${MAX_TOTAL_S:=3600}"
+: "${ALLOCATIONS:=1}"
 : "${CONNS:=64}" "${THREADS:=1}" "${H2_STREAMS:=1}"
 : "${BASELINE_BIN:=}"
 if [[ -n $BASELINE_BIN ]]; then
@@ -160,6 +165,14 @@ if [[ $BUILD == 1 ]]; then
     die "cargo build --release failed (see $LOG)"
 fi
 [[ -x $BIN ]] || die "no $BIN (run with BUILD=1)"
+if [[ $ALLOCATIONS == 1 ]]; then
+  # Exact counts under dhat's allocator, independent of load: run before the measurements so
+  # that its build and run share the cores with nothing measured.
+  log "cargo bench --bench allocations"
+  (cd "$REPO" && timeout "$(left)" cargo bench --bench allocations --locked --quiet) \
+    2>>"$LOG" | grep '^|' >"$OUT_DIR/allocations.md" ||
+    die "cargo bench --bench allocations failed (see $LOG)"
+fi
 BASELINE=0
 if [[ " $CONFIGS " == *" portcullis-baseline "* ]]; then
   [[ -n $BASELINE_BIN ]] || die "CONFIGS has portcullis-baseline but BASELINE_BIN is not set"
