@@ -227,14 +227,13 @@ async fn handle_inner(
     record.route = Some(route.metrics.clone());
 
     let metrics = &ctx.shared.metrics;
+    // One reading of the wall clock per request: the token's expiry and the hop's time.
+    let now = ctx.shared.clock.unix();
     let identity = match route.config.auth {
         AuthMode::Public => None,
         AuthMode::Required => {
             let deny = ctx.shared.sessions.deny_list();
-            let identity =
-                (snapshot
-                    .verifier
-                    .authenticate(deny, req.headers(), ctx.shared.clock.unix()))
+            let identity = (snapshot.verifier.authenticate(deny, req.headers(), now))
                 .inspect_err(|e| metrics.auth_failure(e.reason()))?;
             record.user = Some(identity.user.clone());
             auth::authorize(&identity, &route.config.roles)
@@ -248,7 +247,7 @@ async fn handle_inner(
         scheme: ctx.scheme,
         host: ctx.host.as_ref().map(Host::header_value),
         request_id: &ctx.request_id,
-        now: ctx.shared.clock.unix(),
+        now,
         worker: ctx.worker,
     };
     let forwarded = proxy::forward(
