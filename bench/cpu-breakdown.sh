@@ -44,34 +44,8 @@ P_NC=19586 # cache off; admin +1
 start_upstream "$P_UP"
 gateway_files
 
-# $1 name, $2 port, $3 verified_cache: side-by-side.sh's gateway configuration.
-portcullis_conf() {
-  cat >"$WORK/gw/config/$1.toml" <<EOF
-[server]
-listen = "127.0.0.1:$2"
-tls = false
-[admin]
-listen = "127.0.0.1:$(($2 + 1))"
-[tokens]
-signing_key = "../certs/signing.pem"
-access_ttl = "12h"
-verified_cache = $3
-[store]
-kind = "memory"
-[login]
-users_file = "users.toml"
-[log]
-format = "json"
-access_log = false
-[[routes]]
-name = "upstream"
-path_prefix = "/"
-upstreams = ["http://127.0.0.1:$P_UP"]
-auth = "required"
-EOF
-}
-portcullis_conf cached "$P_GW" 10000
-portcullis_conf nocache "$P_NC" 0
+gateway_conf cached "$P_GW" 'kind = "memory"' "" "verified_cache = 10000"
+gateway_conf nocache "$P_NC" 'kind = "memory"' "" "verified_cache = 0"
 start_gateway cached "$P_GW"
 PID_CACHED=${PIDS[-1]}
 start_gateway nocache "$P_NC"
@@ -84,10 +58,7 @@ pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;
 events { worker_connections 8192; }
 http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+$(nginx_common)
   upstream up { server 127.0.0.1:$P_UP; keepalive 128; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$P_NGINX;
@@ -102,40 +73,8 @@ wait_port "$P_NGINX"
 sleep 0.5
 NGINX_WORKERS=$(pgrep -P "$PID_NGINX" | paste -sd, -)
 
-# One token per line, each from a refresh grant of the one before (one session), as
-# side-by-side.sh mints them.
-PASSWORD=$PASSWORD python3 - "$P_NC" "$TOKENS" "$WORK/tokens.txt" <<'EOF'
-import http.client, json, os, sys, urllib.parse
-port, count, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-def token(form):
-    conn.request("POST", "/api/oauth2/token", urllib.parse.urlencode(form),
-                 {"content-type": "application/x-www-form-urlencoded"})
-    reply = conn.getresponse()
-    body = reply.read()
-    if reply.status != 200:
-        sys.exit(f"token endpoint answered {reply.status}")
-    return json.loads(body)
-pair = token({"grant_type": "password", "username": "bench", "password": os.environ["PASSWORD"]})
-with open(out, "w") as f:
-    for i in range(count):
-        f.write(pair["access_token"] + "\n")
-        if i + 1 < count:
-            pair = token({"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]})
-EOF
-cat >"$WORK/tokens.lua" <<'EOF'
-local tokens, n, i = {}, 0, 0
-function init(args)
-  for line in io.lines(args[1]) do
-    if #line > 0 then n = n + 1; tokens[n] = "Bearer " .. line end
-  end
-end
-function request()
-  i = i % n + 1
-  wrk.headers["Authorization"] = tokens[i]
-  return wrk.format()
-end
-EOF
+BENCH_PASSWORD=$PASSWORD python3 "$REPO/bench/mint-tokens.py" "http://127.0.0.1:$P_NC" "$TOKENS" \
+  "$WORK/tokens.txt"
 TOKEN=$(head -1 "$WORK/tokens.txt")
 
 cpu_ticks() { # comma-separated pids: their utime + stime, in clock ticks
@@ -155,7 +94,7 @@ for round in $(seq 1 "$ROUNDS"); do
       portcullis) pids=$PID_CACHED port=$P_GW ;;
       portcullis-cache-off) pids=$PID_NOCACHE port=$P_NC ;;
       portcullis-distinct-tokens)
-        pids=$PID_NOCACHE port=$P_NC load=(-s "$WORK/tokens.lua") script=(-- "$WORK/tokens.txt") ;;
+        pids=$PID_NOCACHE port=$P_NC load=(-s "$REPO/bench/tokens.lua") script=(-- "$WORK/tokens.txt") ;;
     esac
     before=$(cpu_ticks "$pids")
     wrk -t1 -c"$CONNS" -d"${DURATION}s" "${load[@]}" "http://127.0.0.1:$port/" "${script[@]}" \

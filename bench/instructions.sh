@@ -120,33 +120,8 @@ want() { [[ " $CONFIGS " == *" $1 "* ]]; }
 has() { [[ " $PROTOS " == *" $1 "* ]]; }
 
 portcullis_conf() { # $1 name, $2 port, $3 tls, $4 verified_cache
-  cat >"$WORK/gw/config/$1.toml" <<EOF
-[server]
-listen = "127.0.0.1:$2"
-tls = $3
-tls_cert = "../certs/gateway.crt"
-tls_key = "../certs/gateway.key"
-http2 = true
-workers = 1
-[admin]
-listen = "127.0.0.1:$(($2 + 1))"
-[tokens]
-signing_key = "../certs/signing.pem"
-access_ttl = "12h"
-verified_cache = $4
-[store]
-kind = "memory"
-[login]
-users_file = "users.toml"
-[log]
-format = "json"
-access_log = false
-[[routes]]
-name = "upstream"
-path_prefix = "/"
-upstreams = ["http://127.0.0.1:$P_UP"]
-auth = "required"
-EOF
+  gateway_conf "$1" "$2" 'kind = "memory"' "$(printf 'tls = %s\nhttp2 = true\nworkers = 1' "$3")" \
+    "verified_cache = $4"
 }
 
 portcullis() { # $1 label, $2 verified_cache
@@ -190,10 +165,7 @@ pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;
 events { worker_connections 1024; }
 http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+$(nginx_common)
   ssl_certificate $CERT;
   ssl_certificate_key $TLS_KEY;
   upstream up { server 127.0.0.1:$P_UP; keepalive 16; }

@@ -1,10 +1,12 @@
 # shellcheck shell=bash
-# lib.sh - shared set-up of bench/stores.sh and bench/login-storm.sh (sourced, not run).
+# lib.sh - shared set-up of bench/stores.sh, login-storm.sh, instructions.sh and
+# cpu-breakdown.sh (sourced, not run).
 #
 # Provides: BIN (PORTCULLIS_BIN, else the release build), WORK (a scratch folder removed at
-# exit), PIDS (stopped at exit), wait_port PORT [TENTHS],
+# exit), PIDS (stopped at exit), wait_port PORT [TENTHS], nginx_common (shared http lines),
 # start_upstream PORT (nginx answering 200 "ok"), gateway_files (init + user "bench" with a
-# random PASSWORD), gateway_conf NAME PORT STORE_LINES, start_gateway NAME PORT, login PORT,
+# random PASSWORD), gateway_conf NAME PORT STORE_LINES [SERVER_LINES [TOKENS_LINES]],
+# start_gateway NAME PORT, login PORT,
 # wrk_run ARGS… (prints "req/s p99").
 # Everything listens on 127.0.0.1.
 
@@ -30,6 +32,15 @@ wait_port() { # $1 port, $2 tenths of a second to wait (default 100)
   exit 1
 }
 
+nginx_common() { # the http {} lines every nginx these scripts start shares
+  cat <<EOF
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+EOF
+}
+
 start_upstream() { # $1 port
   mkdir -p "$WORK/tmp"
   cat >"$WORK/upstream.conf" <<EOF
@@ -39,10 +50,7 @@ pid $WORK/upstream.pid;
 error_log $WORK/upstream-error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+$(nginx_common)
   server { listen 127.0.0.1:$1; location / { return 200 "ok\n"; } }
 }
 EOF
@@ -60,16 +68,21 @@ gateway_files() {
   chmod 600 "$WORK/gw/config/users.toml"
 }
 
-gateway_conf() { # $1 name, $2 port, $3 [store] lines; routes everything to $P_UP
+# $1 name, $2 port, $3 [store] lines; optional: $4 [server] lines (default `tls = false`),
+# $5 more [tokens] lines. Routes everything to $P_UP, token required.
+gateway_conf() {
   cat >"$WORK/gw/config/$1.toml" <<EOF
 [server]
 listen = "127.0.0.1:$2"
-tls = false
+${4:-tls = false}
+tls_cert = "../certs/gateway.crt"
+tls_key = "../certs/gateway.key"
 [admin]
 listen = "127.0.0.1:$(($2 + 1))"
 [tokens]
 signing_key = "../certs/signing.pem"
 access_ttl = "12h"
+${5:-}
 [store]
 $3
 [login]
@@ -82,6 +95,7 @@ access_log = false
 name = "upstream"
 path_prefix = "/"
 upstreams = ["http://127.0.0.1:$P_UP"]
+auth = "required"
 EOF
 }
 

@@ -339,24 +339,7 @@ EOF
 } >"$CONF_DIR/nginx.conf"
 haproxy_jwt_cfg "$HAPROXY_THREADS" "$P_HAPROXY" "$CONF_DIR/haproxy.pem" "$KEY_DIR/public.pem" \
   "$P_UP" >"$CONF_DIR/haproxy.cfg"
-cat >"$CONF_DIR/tokens.lua" <<'EOF'
--- wrk: every request carries the next token of the file named after `--`.
-local tokens, n, i = {}, 0, 0
-function init(args)
-  for line in io.lines(args[1]) do
-    if #line > 0 then
-      n = n + 1
-      tokens[n] = "Bearer " .. line
-    end
-  end
-  if n == 0 then error("no tokens in " .. tostring(args[1])) end
-end
-function request()
-  i = i % n + 1
-  wrk.headers["Authorization"] = tokens[i]
-  return wrk.format()
-end
-EOF
+cp "$BENCH_DIR/tokens.lua" "$CONF_DIR/tokens.lua"
 cp "$CONF_DIR"/*.conf "$CONF_DIR"/*.cfg "$CONF_DIR"/*.lua "$GW_DIR"/config/plain.toml "$GW_DIR"/config/tls.toml "$OUT_DIR/raw/"
 ((BASELINE == 0)) || cp "$GW_DIR"/config/baseline-plain.toml "$GW_DIR"/config/baseline-tls.toml "$OUT_DIR/raw/"
 
@@ -428,29 +411,7 @@ fi
 # Distinct tokens: one login, then refreshes on one keep-alive connection; every refresh brings
 # a new access token (new jti and signature) for the same session.
 mint() { # $1 base URL, $2 count, $3 output file
-  BENCH_PASSWORD=$BENCH_PASSWORD python3 - "$1" "$2" "$3" "$CERT" <<'EOF'
-import http.client, json, os, ssl, sys, urllib.parse
-url, count, out, ca = urllib.parse.urlsplit(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-if url.scheme == "https":
-    conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=10,
-                                       context=ssl.create_default_context(cafile=ca))
-else:
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-def token(form):
-    conn.request("POST", "/api/oauth2/token", urllib.parse.urlencode(form),
-                 {"content-type": "application/x-www-form-urlencoded"})
-    reply = conn.getresponse()
-    body = reply.read()
-    if reply.status != 200:
-        sys.exit(f"token endpoint answered {reply.status}")
-    return json.loads(body)
-pair = token({"grant_type": "password", "username": "bench", "password": os.environ["BENCH_PASSWORD"]})
-with open(out, "w") as f:
-    for i in range(count):
-        f.write(pair["access_token"] + "\n")
-        if i + 1 < count:
-            pair = token({"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]})
-EOF
+  BENCH_PASSWORD=$BENCH_PASSWORD python3 "$BENCH_DIR/mint-tokens.py" "$1" "$2" "$3" "$CERT"
 }
 if [[ " $CONFIGS " == *" portcullis-distinct-tokens "* ]]; then
   if ((TOKENS > 0)); then
