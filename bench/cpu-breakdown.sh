@@ -27,13 +27,7 @@ for tool in nginx wrk perf python3 curl; do
   command -v "$tool" >/dev/null || { echo "cpu-breakdown.sh needs $tool" >&2; exit 1; }
 done
 ((DURATION >= 4)) || { echo "DURATION must be at least 4 s" >&2; exit 1; }
-if [[ -z ${PORTCULLIS_BIN:-} ]]; then
-  echo "building portcullis with symbols into target/symbols" >&2
-  (cd "$REPO" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
-    CARGO_TARGET_DIR="$REPO/target/symbols" cargo build --release --quiet)
-  PORTCULLIS_BIN=$REPO/target/symbols/release/portcullis
-fi
-export PORTCULLIS_BIN
+SYMBOLS=1
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 

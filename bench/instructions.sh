@@ -33,13 +33,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 for tool in valgrind callgrind_control h2load nginx python3; do
   command -v "$tool" >/dev/null || { echo "instructions.sh needs $tool" >&2; exit 1; }
 done
-if [[ -z ${PORTCULLIS_BIN:-} ]]; then
-  echo "building portcullis with symbols into target/symbols" >&2
-  (cd "$REPO" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
-    CARGO_TARGET_DIR="$REPO/target/symbols" cargo build --release --quiet)
-  PORTCULLIS_BIN=$REPO/target/symbols/release/portcullis
-fi
-export PORTCULLIS_BIN
+SYMBOLS=1
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 # shellcheck source=bench/haproxy-jwt.sh

@@ -2,15 +2,23 @@
 # lib.sh - shared set-up of bench/stores.sh, login-storm.sh, instructions.sh and
 # cpu-breakdown.sh (sourced, not run).
 #
-# Provides: BIN (PORTCULLIS_BIN, else the release build), WORK (a scratch folder removed at
-# exit), PIDS (stopped at exit), wait_port PORT [TENTHS], nginx_common (shared http lines),
-# start_upstream PORT (nginx answering 200 "ok"), gateway_files (init + user "bench" with a
-# random PASSWORD), gateway_conf NAME PORT STORE_LINES [SERVER_LINES [TOKENS_LINES]],
-# start_gateway NAME PORT, login PORT,
+# Provides: BIN (PORTCULLIS_BIN, else the release build; SYMBOLS=1 builds one with symbols),
+# WORK (a scratch folder removed at exit), PIDS (stopped at exit), wait_port PORT [TENTHS],
+# nginx_common (the http lines every nginx here shares), start_upstream PORT (nginx answering
+# 200 "ok"), gateway_files (init + user "bench" with a random PASSWORD), gateway_conf NAME PORT
+# STORE_LINES [SERVER_LINES [TOKENS_LINES]], start_gateway NAME PORT, login PORT,
 # wrk_run ARGS… (prints "req/s p99").
 # Everything listens on 127.0.0.1.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# SYMBOLS=1, set by the sourcing script (perf, callgrind): without PORTCULLIS_BIN, first build
+# a release binary that keeps its symbols, into target/symbols.
+if [[ -z ${PORTCULLIS_BIN:-} && ${SYMBOLS:-0} == 1 ]]; then
+  echo "building portcullis with symbols into target/symbols" >&2
+  (cd "$REPO" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
+    CARGO_TARGET_DIR="$REPO/target/symbols" cargo build --release --quiet)
+  PORTCULLIS_BIN=$REPO/target/symbols/release/portcullis
+fi
 BIN=${PORTCULLIS_BIN:-$REPO/target/release/portcullis}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXXXX")
 PIDS=()
