@@ -91,8 +91,8 @@ pub(crate) struct ConnState {
     /// (read and discard) before closing, or the client's unread writes make the kernel reset
     /// it and the client never reads the response.
     linger: AtomicBool,
-    /// A response told the client that the connection closes after it (HTTP/1
-    /// `Connection: close`): it is never served again, parked or not.
+    /// An HTTP/1 exchange closes the connection (`Connection: close` in its request or
+    /// response, or HTTP/1.0 without keep-alive): it is never served again, parked or not.
     closing: AtomicBool,
     /// The tunnels (upgraded connections) this connection turned into; the connection's task
     /// owns their lifetime, so they keep its permit and are closed by its idle timeout and the
@@ -117,7 +117,8 @@ impl ConnState {
         self.closing.store(true, Ordering::Relaxed);
     }
 
-    /// Whether a response said the connection closes (or must linger, which closes it too).
+    /// Whether an exchange closes the connection (its request or response said so, or it must
+    /// linger, which closes it too).
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(Ordering::Relaxed) || self.lingers()
     }

@@ -48,20 +48,6 @@ pub(crate) struct ConnInfo {
     pub worker: usize,
 }
 
-/// Whether an HTTP/1 request closes its connection after its response (RFC 9112 §9.3): a
-/// `close` option, or HTTP/1.0 without `keep-alive`. hyper closes after the response then,
-/// and the connection must not serve another request even if it was parked meanwhile.
-fn client_closes(version: Version, headers: &HeaderMap) -> bool {
-    let mut keep_alive = false;
-    for option in headers::connection_options(headers) {
-        if option.eq_ignore_ascii_case("close") {
-            return true;
-        }
-        keep_alive |= option.eq_ignore_ascii_case("keep-alive");
-    }
-    version < Version::HTTP_11 && !keep_alive
-}
-
 /// Serves one request. Never fails.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
@@ -88,7 +74,6 @@ pub(crate) async fn handle(
     };
     let mut record = AccessRecord::default();
     let http1 = req.version() < Version::HTTP_2;
-    let client_closes = http1 && client_closes(req.version(), req.headers());
     let grpc = req
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -143,12 +128,11 @@ pub(crate) async fn handle(
             response = response.map(|b| body::holding(b, inbound));
         }
     }
-    if client_closes
-        || http1
-            && response
-                .headers()
-                .get(CONNECTION)
-                .is_some_and(|v| v == "close")
+    if http1
+        && response
+            .headers()
+            .get(CONNECTION)
+            .is_some_and(|v| v == "close")
     {
         ctx.conn.set_closing();
     }
@@ -315,28 +299,5 @@ fn access_line(
         host: ctx.host.clone(),
         tls_version: ctx.tls_version,
         cause,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn closes(version: Version, fields: &[&str]) -> bool {
-        let mut headers = HeaderMap::new();
-        for field in fields {
-            headers.append(CONNECTION, HeaderValue::from_str(field).unwrap());
-        }
-        client_closes(version, &headers)
-    }
-
-    #[test]
-    fn a_request_closes_by_option_or_as_http_1_0_without_keep_alive() {
-        assert!(!closes(Version::HTTP_11, &[]));
-        assert!(!closes(Version::HTTP_11, &["keep-alive, Upgrade"]));
-        assert!(closes(Version::HTTP_11, &["Upgrade", " Close "]));
-        assert!(closes(Version::HTTP_10, &[]));
-        assert!(!closes(Version::HTTP_10, &["foo, Keep-Alive"]));
-        assert!(closes(Version::HTTP_10, &["keep-alive, close"]));
     }
 }

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use http::Request;
+use http::{HeaderMap, Request, Version};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -33,6 +33,7 @@ use super::idle::{Activity, Expired, Tracked};
 use crate::config::ServerConfig;
 use crate::ctx::ConnState;
 use crate::gateway::{self, ConnInfo};
+use crate::proxy::headers::connection_options;
 use crate::state::Shared;
 
 /// hyper's smallest allowed HTTP/1 read buffer.
@@ -252,6 +253,19 @@ struct Conn {
     drain: watch::Receiver<bool>,
 }
 
+/// Whether an HTTP/1 request closes its connection after its response (RFC 9112 §9.3, §9.6):
+/// a `close` option, or HTTP/1.0 without `keep-alive`.
+fn request_closes(version: Version, headers: &HeaderMap) -> bool {
+    let mut keep_alive = false;
+    for option in connection_options(headers) {
+        if option.eq_ignore_ascii_case("close") {
+            return true;
+        }
+        keep_alive |= option.eq_ignore_ascii_case("keep-alive");
+    }
+    version < Version::HTTP_11 && !keep_alive
+}
+
 impl Conn {
     fn new(parts: Parts, scheme: &'static str) -> Self {
         Self {
@@ -300,6 +314,11 @@ impl Conn {
         // request path (≈ 10 KiB, upstream client included), idle or not.
         let service = service_fn(move |req: Request<Incoming>| -> Responding {
             let in_flight = activity.request();
+            // hyper closes an HTTP/1 connection after this exchange: it is never read again,
+            // even if it is parked meanwhile (`serve_http1`).
+            if req.version() < Version::HTTP_2 && request_closes(req.version(), req.headers()) {
+                info.state.set_closing();
+            }
             let shared = shared.clone();
             let info = info.clone();
             let service = service.clone();
@@ -623,5 +642,30 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::CONNECTION;
+    use http::HeaderValue;
+
+    fn closes(version: Version, fields: &[&str]) -> bool {
+        let mut headers = HeaderMap::new();
+        for field in fields {
+            headers.append(CONNECTION, HeaderValue::from_str(field).unwrap());
+        }
+        request_closes(version, &headers)
+    }
+
+    #[test]
+    fn a_request_closes_by_option_or_as_http_1_0_without_keep_alive() {
+        assert!(!closes(Version::HTTP_11, &[]));
+        assert!(!closes(Version::HTTP_11, &["keep-alive, Upgrade"]));
+        assert!(closes(Version::HTTP_11, &["Upgrade", " Close "]));
+        assert!(closes(Version::HTTP_10, &[]));
+        assert!(!closes(Version::HTTP_10, &["foo, Keep-Alive"]));
+        assert!(closes(Version::HTTP_10, &["keep-alive, close"]));
     }
 }
